@@ -1,0 +1,151 @@
+package moe
+
+import (
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// Parameter positions in a point vector. The order is part of the engine's
+// contract: Params() lists them in this order.
+const (
+	// model
+	pModel = iota
+	pModelConfig
+	pDModel
+	pNHeads
+	pNKVHeads
+	pHeadDim
+	pNLayers
+	pVocab
+	pDFF
+	pTP
+	pFFN
+	pNumExperts
+	pTopK
+	pScaling
+	pDFFExpert
+	pCapacity
+	pSharedExperts
+	pDFFShared
+	pDenseLayers
+	pBiases
+	pNorm
+	pTied
+	pDtypeBytes
+	// hardware
+	pHardware
+	pNPUConfig
+	pMemConfig
+	pClockMHz
+	pArrayH
+	pArrayW
+	pArrays
+	pSRAMKB
+	pVectorUnits
+	pVectorWidth
+	pHBMChannels
+	pHBMBytesPerCycle
+	pPIM
+	pPIMGwrite
+	pPIMGemv
+	pLinkGBps
+	pLinkLatency
+	pResident
+	pOverlap
+	// workload
+	pBatch
+	pSeqLen
+	pSeqTrace
+	pRouting
+	pSkew
+	pRoutingTrace
+	pSeed
+	nParams
+)
+
+// Enumerated values of string parameters.
+var (
+	ffnKinds     = []string{"gelu", "swiglu"}
+	scalingModes = []string{"balanced", "compute", "capacity"}
+	normKinds    = []string{"none", "layernorm", "rmsnorm"}
+	routingKinds = []string{"uniform", "zipf", "trace"}
+)
+
+func ip(name, unit, doc string, def int64) engine.Param {
+	return engine.Param{Name: name, Kind: engine.Int, Unit: unit, Doc: doc, Default: engine.IntV(def)}
+}
+
+func ipDerived(name, unit, doc string) engine.Param {
+	return engine.Param{Name: name, Kind: engine.Int, Unit: unit, Doc: doc}
+}
+
+func fp(name, unit, doc string, def float64) engine.Param {
+	return engine.Param{Name: name, Kind: engine.Float, Unit: unit, Doc: doc, Default: engine.FloatV(def)}
+}
+
+func bp(name, doc string, def bool) engine.Param {
+	return engine.Param{Name: name, Kind: engine.Bool, Doc: doc, Default: engine.BoolV(def)}
+}
+
+func sp(name, doc, def string, enum []string) engine.Param {
+	return engine.Param{Name: name, Kind: engine.String, Doc: doc, Default: engine.StringV(def), Enum: enum}
+}
+
+func filep(name, doc string) engine.Param {
+	return engine.Param{Name: name, Kind: engine.String, Doc: doc, Default: engine.StringV(""), File: true}
+}
+
+// paramTable lists every parameter with its default. Defaults that depend on
+// other parameters are Unset and filled by Resolve.
+var paramTable = [nParams]engine.Param{
+	pModel:         sp("model", "model preset (see `sweep models`); \"custom\" = the parameters below", "custom", nil),
+	pModelConfig:   filep("model_config", "NeuPIMs model-config JSON (MoE fork fields accepted); its values fill unset model parameters"),
+	pDModel:        ip("d_model", "", "hidden size", 4096),
+	pNHeads:        ip("n_heads", "", "attention (query) heads", 32),
+	pNKVHeads:      ipDerived("n_kv_heads", "", "key/value heads (GQA); unset = n_heads"),
+	pHeadDim:       ipDerived("head_dim", "", "dimension of one head; unset = d_model / n_heads"),
+	pNLayers:       ip("n_layers", "", "transformer layers", 32),
+	pVocab:         ip("vocab_size", "", "vocabulary size", 50304),
+	pDFF:           ipDerived("d_ff", "", "dense FFN width; unset = 4 * d_model"),
+	pTP:            ip("tp", "", "tensor-parallel degree: attention and dense FFN are split over tp devices; experts are not", 1),
+	pFFN:           sp("ffn", "FFN kind: gelu (2 matrices) or swiglu (3 matrices, gated)", "gelu", ffnKinds),
+	pNumExperts:    ip("num_experts", "", "routed experts per MoE layer; 0 = dense FFN", 0),
+	pTopK:          ipDerived("top_k", "", "experts per token; unset = min(2, num_experts)"),
+	pScaling:       sp("moe_ffn_scaling", "expert width rule: balanced d_ff/E, compute d_ff/sqrt(E), capacity d_ff (rounded down, at least 1)", "balanced", scalingModes),
+	pDFFExpert:     ipDerived("d_ff_expert", "", "explicit expert FFN width; unset = from moe_ffn_scaling"),
+	pCapacity:      fp("capacity_factor", "", "expert capacity = ceil(capacity_factor * batch * top_k / num_experts) tokens; 0 = dropless", 0),
+	pSharedExperts: ip("shared_experts", "", "always-active shared experts per MoE layer", 0),
+	pDFFShared:     ipDerived("d_ff_shared", "", "width of one shared expert; unset = d_ff_expert"),
+	pDenseLayers:   ip("dense_layers", "", "leading layers with a dense FFN before the MoE layers", 0),
+	pBiases:        bp("biases", "linear layers carry biases (attention, FFN, experts)", false),
+	pNorm:          sp("norm", "per-layer norms (two per layer plus a final one): none, layernorm (weight+bias), rmsnorm (weight)", "none", normKinds),
+	pTied:          bp("tied_embeddings", "LM head shares the input embedding matrix", false),
+	pDtypeBytes:    ip("dtype_bytes", "B", "bytes per weight and activation value (2 = fp16)", 2),
+
+	pHardware:         sp("hardware", "hardware preset; unset hardware parameters come from it", "neupims", nil),
+	pNPUConfig:        filep("npu_config", "NeuPIMs NPU JSON; its values fill unset hardware parameters"),
+	pMemConfig:        filep("mem_config", "NeuPIMs memory JSON; its values fill unset hardware parameters"),
+	pClockMHz:         fp("clock_mhz", "MHz", "NPU core clock", 1000),
+	pArrayH:           ip("array_height", "PE", "systolic array height (token rows per tile)", 128),
+	pArrayW:           ip("array_width", "PE", "systolic array width (output columns per tile)", 128),
+	pArrays:           ip("arrays", "", "systolic arrays working on one GEMM; a tile is issued every array_height/arrays cycles", 8),
+	pSRAMKB:           ip("sram_kb", "KiB", "on-chip scratchpad; activations beyond it spill to HBM", 134218),
+	pVectorUnits:      ip("vector_units", "", "vector pipelines", 8),
+	pVectorWidth:      ip("vector_width", "lanes", "lanes per vector pipeline", 128),
+	pHBMChannels:      ip("hbm_channels", "", "HBM channels (one PIM unit each)", 32),
+	pHBMBytesPerCycle: fp("hbm_bytes_per_cycle", "B/cycle", "bandwidth of one HBM channel per core cycle", 32),
+	pPIM:              bp("pim", "decode attention runs in HBM-PIM (else on the NPU, reading the KV cache from HBM)", true),
+	pPIMGwrite:        ip("pim_gwrite_cycles", "cycle", "PIM GWRITE (broadcast a query/score page to the banks)", 100),
+	pPIMGemv:          ip("pim_gemv_cycles", "cycle", "PIM GEMV tile (COMPS + READRES over one row of 32 keys or one 512-value chunk)", 184),
+	pLinkGBps:         fp("link_gbps", "GB/s", "host link bandwidth for expert loads (PCIe Gen4 x16 ~ 32)", 32),
+	pLinkLatency:      ip("link_latency_cycles", "cycle", "fixed latency per expert load", 5000),
+	pResident:         ip("resident_experts", "", "experts per MoE layer kept on the device (the most popular); the others are loaded over the link when active", 8),
+	pOverlap:          bp("overlap_loads", "expert loads overlap expert compute (double buffering) instead of running before it", false),
+
+	pBatch:        ipDerived("batch_size", "token", "decode tokens (requests) per iteration; unset = rows of seq_trace, else 512"),
+	pSeqLen:       ip("seq_len", "token", "KV-cache length of every request when no seq_trace is given", 512),
+	pSeqTrace:     filep("seq_trace", "NeuPIMs request trace CSV (seq_len,ch_idx); request i uses row i mod rows"),
+	pRouting:      sp("routing", "token-to-expert routing: uniform, zipf (skew routing_skew, expert i has weight 1/(i+1)^skew) or trace", "uniform", routingKinds),
+	pSkew:         fp("routing_skew", "", "Zipf exponent for routing = zipf", 1),
+	pRoutingTrace: filep("routing_trace", "routing trace CSV (layer_id,token_id,expert_0..expert_{E-1} probabilities); token i uses row i mod rows of the first layer"),
+	pSeed:         ip("seed", "", "random seed of the routing sample", 1),
+}

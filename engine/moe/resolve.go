@@ -1,0 +1,328 @@
+package moe
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// files caches what Resolve loads, so that a study of a million points reads
+// each referenced file once. Entries are keyed by the value as written in the
+// study (Evaluate sees only that) and remember the absolute path they came from.
+type files struct {
+	mu sync.RWMutex
+	m  map[string]fileEntry
+}
+
+type fileEntry struct {
+	abs  string
+	data any // map[string]engine.Value, []Request or *RoutingTrace
+}
+
+func (f *files) load(dir, name string, loader func(string) (any, error)) (any, error) {
+	abs := name
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(dir, name)
+	}
+	f.mu.RLock()
+	e, ok := f.m[name]
+	f.mu.RUnlock()
+	if ok {
+		if e.abs != abs {
+			return nil, fmt.Errorf("file %q names both %s and %s", name, e.abs, abs)
+		}
+		return e.data, nil
+	}
+	data, err := loader(abs)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]fileEntry{}
+	}
+	f.m[name] = fileEntry{abs: abs, data: data}
+	return data, nil
+}
+
+func (f *files) get(name string) any {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.m[name].data
+}
+
+func toValue(k engine.Kind, x any) engine.Value {
+	switch v := x.(type) {
+	case int:
+		if k == engine.Float {
+			return engine.FloatV(float64(v))
+		}
+		return engine.IntV(int64(v))
+	case float64:
+		return engine.FloatV(v)
+	case bool:
+		return engine.BoolV(v)
+	case string:
+		return engine.StringV(v)
+	}
+	panic(fmt.Sprintf("preset value %T", x))
+}
+
+// fillFrom sets every unset parameter named in vals.
+func fillFrom(p []engine.Value, vals map[string]engine.Value) {
+	for name, v := range vals {
+		i := engine.ParamIndex(paramTable[:], name)
+		if i >= 0 && !p[i].IsSet() {
+			p[i] = coerce(paramTable[i].Kind, v)
+		}
+	}
+}
+
+// coerce converts an Int to a Float for float parameters.
+func coerce(k engine.Kind, v engine.Value) engine.Value {
+	if k == engine.Float && v.Kind == engine.Int {
+		return engine.FloatV(float64(v.I))
+	}
+	return v
+}
+
+func perr(i int, v engine.Value, format string, args ...any) error {
+	return &engine.ParamError{Name: paramTable[i].Name, Value: v.String(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// Resolve implements engine.Engine. Precedence, highest first: values given
+// in the point, the NeuPIMs config files it names, the model and hardware
+// presets, the defaults of Params.
+func (e *Engine) Resolve(dir string, p []engine.Value) error {
+	if len(p) != nParams {
+		return fmt.Errorf("moe: point has %d parameters, want %d", len(p), nParams)
+	}
+	for i := range p {
+		if !p[i].IsSet() {
+			continue
+		}
+		p[i] = coerce(paramTable[i].Kind, p[i])
+		if p[i].Kind != paramTable[i].Kind {
+			return perr(i, p[i], "want %s, got %s", paramTable[i].Kind, p[i].Kind)
+		}
+		if enum := paramTable[i].Enum; len(enum) > 0 && !contains(enum, p[i].S) {
+			return perr(i, p[i], "not one of %s", strings.Join(enum, ", "))
+		}
+	}
+	// model: config file, then preset
+	if v := p[pModelConfig]; v.IsSet() && v.S != "" {
+		data, err := e.files.load(dir, v.S, func(path string) (any, error) { return LoadModelConfig(path) })
+		if err != nil {
+			return err
+		}
+		fillFrom(p, data.(map[string]engine.Value))
+	}
+	if v := p[pModel]; v.IsSet() && v.S != "custom" {
+		pre, ok := modelPresets[v.S]
+		if !ok {
+			return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
+		}
+		for i, x := range pre.Values {
+			if !p[i].IsSet() {
+				p[i] = toValue(paramTable[i].Kind, x)
+			}
+		}
+	}
+	// hardware: config files, then preset
+	for _, fi := range []struct {
+		i      int
+		loader func(string) (map[string]engine.Value, error)
+	}{{pNPUConfig, LoadNPUConfig}, {pMemConfig, LoadMemConfig}} {
+		if v := p[fi.i]; v.IsSet() && v.S != "" {
+			data, err := e.files.load(dir, v.S, func(path string) (any, error) { return fi.loader(path) })
+			if err != nil {
+				return err
+			}
+			fillFrom(p, data.(map[string]engine.Value))
+		}
+	}
+	hw := p[pHardware]
+	if !hw.IsSet() {
+		hw = paramTable[pHardware].Default
+		p[pHardware] = hw
+	}
+	pre, ok := hardwarePresets[hw.S]
+	if !ok {
+		return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
+	}
+	for i, x := range pre.Values {
+		if !p[i].IsSet() {
+			p[i] = toValue(paramTable[i].Kind, x)
+		}
+	}
+	// traces
+	var nreq int64
+	if v := p[pSeqTrace]; v.IsSet() && v.S != "" {
+		data, err := e.files.load(dir, v.S, func(path string) (any, error) { return LoadSeqTrace(path) })
+		if err != nil {
+			return err
+		}
+		nreq = int64(len(data.([]Request)))
+	}
+	topKGiven := p[pTopK].IsSet()
+	dffeGiven := p[pDFFExpert].IsSet()
+	// plain defaults
+	for i := range p {
+		if !p[i].IsSet() && paramTable[i].Default.IsSet() {
+			p[i] = paramTable[i].Default
+		}
+	}
+	// derived defaults
+	if !p[pNKVHeads].IsSet() {
+		p[pNKVHeads] = p[pNHeads]
+	}
+	if !p[pHeadDim].IsSet() {
+		if p[pNHeads].I < 1 {
+			return perr(pNHeads, p[pNHeads], "must be at least 1")
+		}
+		if p[pDModel].I%p[pNHeads].I != 0 {
+			return perr(pNHeads, p[pNHeads], "does not divide d_model = %d; set head_dim", p[pDModel].I)
+		}
+		p[pHeadDim] = engine.IntV(p[pDModel].I / p[pNHeads].I)
+	}
+	if !p[pDFF].IsSet() {
+		p[pDFF] = engine.IntV(4 * p[pDModel].I)
+	}
+	E := p[pNumExperts].I
+	if E < 0 || E > maxExperts {
+		return perr(pNumExperts, p[pNumExperts], "must be 0 (dense FFN) to %d", maxExperts)
+	}
+	if E == 0 {
+		if topKGiven && p[pTopK].I != 0 {
+			return perr(pTopK, p[pTopK], "needs num_experts >= 1 (num_experts = 0 is a dense FFN)")
+		}
+		if dffeGiven && p[pDFFExpert].I != 0 {
+			return perr(pDFFExpert, p[pDFFExpert], "needs num_experts >= 1 (num_experts = 0 is a dense FFN)")
+		}
+		// a dense layer has no experts: canonical MoE fields are zero
+		p[pTopK] = engine.IntV(0)
+		p[pDFFExpert] = engine.IntV(0)
+		p[pDFFShared] = engine.IntV(0)
+		p[pScaling] = engine.StringV("balanced")
+	} else {
+		if !topKGiven {
+			p[pTopK] = engine.IntV(min(2, E))
+		}
+		if k := p[pTopK].I; k < 1 || k > E {
+			return perr(pTopK, p[pTopK], "must be between 1 and num_experts = %d", E)
+		}
+		if !dffeGiven {
+			p[pDFFExpert] = engine.IntV(expertWidth(p[pScaling].S, p[pDFF].I, E))
+		} else if p[pDFFExpert].I < 1 {
+			return perr(pDFFExpert, p[pDFFExpert], "must be at least 1")
+		}
+		if !p[pDFFShared].IsSet() {
+			p[pDFFShared] = p[pDFFExpert]
+		}
+	}
+	if !p[pBatch].IsSet() {
+		if nreq > 0 {
+			p[pBatch] = engine.IntV(nreq)
+		} else {
+			p[pBatch] = engine.IntV(512)
+		}
+	}
+	if err := validate(p); err != nil {
+		return err
+	}
+	if p[pRouting].S == "trace" && E > 0 {
+		data, err := e.files.load(dir, p[pRoutingTrace].S, func(path string) (any, error) { return LoadRoutingTrace(path) })
+		if err != nil {
+			return err
+		}
+		rt := data.(*RoutingTrace)
+		if int64(rt.Experts) != E {
+			return perr(pRoutingTrace, p[pRoutingTrace], "has %d experts, num_experts = %d", rt.Experts, E)
+		}
+		if p[pTopK].I > int64(rt.K) {
+			return perr(pTopK, p[pTopK], "routing traces rank at most %d experts per token", rt.K)
+		}
+	}
+	return nil
+}
+
+// expertWidth is d_ff_expert from the scaling mode, rounded down and at
+// least 1: balanced floor(d_ff/E), compute floor(d_ff/sqrt(E)), capacity d_ff.
+// (The NeuPIMs MoE fork divides by floor(sqrt(E)) instead; the two agree when
+// E is a perfect square.)
+func expertWidth(mode string, dff, E int64) int64 {
+	var w int64
+	switch mode {
+	case "compute":
+		w = int64(math.Floor(float64(dff) / math.Sqrt(float64(E))))
+	case "capacity":
+		w = dff
+	default:
+		w = dff / E
+	}
+	return max(w, 1)
+}
+
+// maxExperts bounds num_experts (routing keeps per-expert counts on the stack).
+const maxExperts = 4096 // also the bound for rng.small (<= 65536)
+
+// maxBatch bounds batch_size.
+const maxBatch = 1 << 24
+
+func validate(p []engine.Value) error {
+	atLeast := func(i int, lo int64) error {
+		if p[i].I < lo {
+			return perr(i, p[i], "must be at least %d", lo)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		i  int
+		lo int64
+	}{
+		{pDModel, 1}, {pNHeads, 1}, {pNKVHeads, 1}, {pHeadDim, 1}, {pNLayers, 1}, {pVocab, 1},
+		{pDFF, 1}, {pTP, 1}, {pSharedExperts, 0}, {pDenseLayers, 0}, {pDtypeBytes, 1},
+		{pArrayH, 1}, {pArrayW, 1}, {pArrays, 1}, {pSRAMKB, 0}, {pVectorUnits, 1}, {pVectorWidth, 1},
+		{pHBMChannels, 1}, {pPIMGwrite, 0}, {pPIMGemv, 0}, {pLinkLatency, 0}, {pResident, 0},
+		{pBatch, 1}, {pSeqLen, 1},
+	} {
+		if err := atLeast(c.i, c.lo); err != nil {
+			return err
+		}
+	}
+	if p[pHBMChannels].I > maxChannels {
+		return perr(pHBMChannels, p[pHBMChannels], "must be at most %d", maxChannels)
+	}
+	if p[pBatch].I > maxBatch {
+		return perr(pBatch, p[pBatch], "must be at most %d", maxBatch)
+	}
+	if p[pNHeads].I%p[pNKVHeads].I != 0 {
+		return perr(pNKVHeads, p[pNKVHeads], "must divide n_heads = %d", p[pNHeads].I)
+	}
+	if p[pDenseLayers].I > p[pNLayers].I {
+		return perr(pDenseLayers, p[pDenseLayers], "exceeds n_layers = %d", p[pNLayers].I)
+	}
+	if p[pNumExperts].I > 0 && p[pSharedExperts].I > 0 && p[pDFFShared].I < 1 {
+		return perr(pDFFShared, p[pDFFShared], "must be at least 1")
+	}
+	for _, i := range []int{pClockMHz, pHBMBytesPerCycle, pLinkGBps} {
+		if f := p[i].F; !(f > 0) || math.IsInf(f, 0) {
+			return perr(i, p[i], "must be a positive number")
+		}
+	}
+	if f := p[pCapacity].F; !(f >= 0) || math.IsInf(f, 0) {
+		return perr(pCapacity, p[pCapacity], "must be 0 (dropless) or positive")
+	}
+	if f := p[pSkew].F; !(f >= 0) || f > 100 {
+		return perr(pSkew, p[pSkew], "must be between 0 and 100")
+	}
+	if p[pRouting].S == "trace" && p[pNumExperts].I > 0 && p[pRoutingTrace].S == "" {
+		return perr(pRouting, p[pRouting], "needs routing_trace")
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package moe
+
+import (
+	"math"
+	"math/bits"
+)
+
+// rng is SplitMix64: tiny, fast, and fully determined by its seed, so a point
+// and its seed always give the same routing.
+type rng struct {
+	s    uint64
+	bits uint64 // unused random bits for small
+	left int    // 16-bit chunks left in bits
+}
+
+func (r *rng) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// intn returns a uniform integer in [0, n) (Lemire's multiply-shift; the bias
+// is below 2^-32 for the expert counts used here).
+func (r *rng) intn(n int64) int64 {
+	hi, _ := bits.Mul64(r.next(), uint64(n))
+	return int64(hi)
+}
+
+// small returns a nearly uniform integer in [0, n) for n <= 65536 from 16
+// random bits, four per 64-bit draw (bias below n/65536 relative; none when
+// n is a power of two).
+func (r *rng) small(n int64) int64 {
+	if r.left == 0 {
+		r.bits, r.left = r.next(), 4
+	}
+	x := r.bits & 0xffff
+	r.bits >>= 16
+	r.left--
+	return int64(x) * n >> 16
+}
+
+// float returns a uniform float64 in [0, 1).
+func (r *rng) float() float64 { return float64(r.next()>>11) / (1 << 53) }
+
+// routeStats summarises one routing sample of a batch over the experts.
+type routeStats struct {
+	assigned int64 // token-expert pairs kept
+	dropped  int64 // token-expert pairs over an expert's capacity
+	active   int64 // experts with at least one token
+	maxLoad  int64 // most tokens on one expert
+	loaded   int64 // active experts that are not resident (loaded over the link)
+}
+
+// route samples top_k distinct experts for each of the batch's tokens and
+// counts tokens per expert into load[0:E].
+//
+// Distributions: uniform; zipf, where expert i is picked with probability
+// proportional to 1/(i+1)^skew (expert 0 is the most popular); trace, where
+// token t takes the top_k experts of trace row t mod rows. With
+// capacity_factor c > 0 an expert accepts at most ceil(c·batch·top_k/E)
+// tokens, in token order; the rest are dropped and counted.
+func (c *config) route(load []int32) routeStats {
+	E, K := c.E, c.K
+	for i := range load[:E] {
+		load[i] = 0
+	}
+	capTokens := int64(math.MaxInt64)
+	if c.capacity > 0 {
+		capTokens = int64(math.Ceil(c.capacity * float64(c.batch*K) / float64(E)))
+	}
+	var st routeStats
+	r := rng{s: uint64(c.seed)*0x9e3779b97f4a7c15 ^ 0x5851f42d4c957f2d}
+	var picked [maxTraceK]int64
+	var perm []int64
+	var cdf []float64
+	var cdfBuf [256]float64
+	zipf := c.routing == "zipf" && c.skew > 0
+	if zipf {
+		if E <= int64(len(cdfBuf)) {
+			cdf = cdfBuf[:E]
+		} else {
+			cdf = make([]float64, E)
+		}
+		acc := 0.0
+		for i := range cdf {
+			acc += math.Pow(float64(i+1), -c.skew)
+			cdf[i] = acc
+		}
+	}
+	pickedSlice := picked[:0]
+	if K > maxTraceK {
+		pickedSlice = make([]int64, 0, K)
+	}
+	if !zipf && c.rtrace == nil && K > 4 && 2*K > E {
+		// uniform with top_k near E: rejection would retry too often
+		perm = make([]int64, E)
+	}
+	if !zipf && c.rtrace == nil && perm == nil && K <= maxTraceK {
+		// fast path: uniform routing by rejection of repeats
+		var pk [maxTraceK]int32
+		for t := int64(0); t < c.batch; t++ {
+			n := int64(0)
+		draw:
+			for n < K {
+				x := int32(r.small(E))
+				for _, y := range pk[:n] {
+					if y == x {
+						continue draw
+					}
+				}
+				pk[n] = x
+				n++
+				if int64(load[x]) >= capTokens {
+					st.dropped++
+				} else {
+					load[x]++
+					st.assigned++
+				}
+			}
+		}
+		c.summarise(load, &st)
+		return st
+	}
+	for t := int64(0); t < c.batch; t++ {
+		var chosen []int64
+		switch {
+		case c.rtrace != nil:
+			row := &c.rtrace.Ranked[t%int64(len(c.rtrace.Ranked))]
+			pickedSlice = pickedSlice[:K]
+			for j := range pickedSlice {
+				pickedSlice[j] = int64(row[j])
+			}
+			chosen = pickedSlice
+		case perm != nil:
+			// partial Fisher-Yates
+			for i := range perm {
+				perm[i] = int64(i)
+			}
+			for j := int64(0); j < K; j++ {
+				x := j + r.intn(E-j)
+				perm[j], perm[x] = perm[x], perm[j]
+			}
+			chosen = perm[:K]
+		default:
+			pickedSlice = pickedSlice[:0]
+			for int64(len(pickedSlice)) < K {
+				var x int64
+				if zipf {
+					x = sampleCDF(cdf, &r, pickedSlice)
+				} else {
+					x = r.small(E)
+				}
+				dup := false
+				for _, y := range pickedSlice {
+					if y == x {
+						dup = true
+						break
+					}
+				}
+				if !dup {
+					pickedSlice = append(pickedSlice, x)
+				}
+			}
+			chosen = pickedSlice
+		}
+		for _, x := range chosen {
+			if int64(load[x]) >= capTokens {
+				st.dropped++
+				continue
+			}
+			load[x]++
+			st.assigned++
+		}
+	}
+	c.summarise(load, &st)
+	return st
+}
+
+// summarise counts active, loaded and the maximum load.
+func (c *config) summarise(load []int32, st *routeStats) {
+	for i, n := range load[:c.E] {
+		if n > 0 {
+			st.active++
+			if int64(i) >= c.resident {
+				st.loaded++
+			}
+			st.maxLoad = max(st.maxLoad, int64(n))
+		}
+	}
+}
+
+// sampleCDF draws an expert from the cumulative weights cdf. After a few
+// rejected draws of already chosen experts it draws exactly from the
+// remaining ones, so high skews stay fast.
+func sampleCDF(cdf []float64, r *rng, chosen []int64) int64 {
+	total := cdf[len(cdf)-1]
+	for try := 0; try < 8; try++ {
+		u := r.float() * total
+		lo, hi := 0, len(cdf)-1
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if cdf[mid] > u {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		x := int64(lo)
+		taken := false
+		for _, y := range chosen {
+			if y == x {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return x
+		}
+	}
+	weight := func(i int) float64 {
+		if i == 0 {
+			return cdf[0]
+		}
+		return cdf[i] - cdf[i-1]
+	}
+	rest := total
+	for _, y := range chosen {
+		rest -= weight(int(y))
+	}
+	u := r.float() * rest
+	last := int64(-1)
+	for i := range cdf {
+		taken := false
+		for _, y := range chosen {
+			if y == int64(i) {
+				taken = true
+				break
+			}
+		}
+		if taken {
+			continue
+		}
+		last = int64(i)
+		u -= weight(i)
+		if u < 0 {
+			return last
+		}
+	}
+	return last
+}

@@ -1,0 +1,174 @@
+package moe
+
+import "math"
+
+// Timing model of one decode iteration on one device (one tensor-parallel
+// shard). Times are core cycles; sizes are elements unless named bytes.
+//
+// Sources: the weight-stationary GEMM issue timing, double-buffered weight
+// loads, vector-unit passes and PIM command costs follow NeuPIMs
+// (casys-kaist/NeuPIMs: SystolicWS, NeuPIMSAttend/LogitSoftmax, the PIM
+// scheduler's command estimates); the host-link load follows the NeuPIMs MoE
+// fork (bytes / bandwidth + a fixed latency per expert).
+
+// tally accumulates the work of a sequence of ops.
+type tally struct {
+	cycles   int64 // wall cycles of the ops, run one after another
+	macs     int64 // multiply-accumulates on the systolic arrays
+	flops    int64 // all floating-point operations (2 per MAC, 1 per vector element-op)
+	hbmBytes int64 // bytes moved between HBM and the NPU
+	pimBytes int64 // KV-cache bytes read inside HBM by the PIM units
+	compute  int64 // array cycles if memory were free (for utilisation)
+}
+
+// add adds n times the work of u to t.
+func (t *tally) add(u *tally, n int64) {
+	t.cycles += n * u.cycles
+	t.macs += n * u.macs
+	t.flops += n * u.flops
+	t.hbmBytes += n * u.hbmBytes
+	t.pimBytes += n * u.pimBytes
+	t.compute += n * u.compute
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+// hbmCycles is the time to move bytes over all HBM channels:
+// ceil(bytes / (hbm_channels · hbm_bytes_per_cycle)) [cycles].
+func (c *config) hbmCycles(bytes int64) int64 {
+	bw := float64(c.channels) * c.bytesPerCycleCh
+	return int64(math.Ceil(float64(bytes) / bw))
+}
+
+// issueCycles is the spacing between two tile instructions on the arrays:
+// max(1, array_height / arrays) [cycles]. One H×W weight tile takes H token
+// rows; arrays working side by side issue a new tile every H/arrays cycles.
+func (c *config) issueCycles() int64 { return max(1, c.H/c.arrays) }
+
+// gemm adds the GEMM [T,K]×[K,N] (T tokens, weights K×N) to t.
+//
+// Compute, NeuPIMs' weight-stationary closed form with tt = ceil(T/H),
+// kt = ceil(K/H), nt = ceil(N/W) and issue i = H/arrays:
+//
+//	compute = tt·kt·(H + i·(nt−1)) + (H + W − 2 + max(i, 4))   [cycles]
+//
+// (each token tile and K tile preloads for H cycles, then issues nt output
+// tiles i cycles apart; the last instruction drains through the array). A
+// tile with fewer than H tokens costs as much as a full one.
+//
+// Memory: weights K·N, inputs T·K and outputs T·N, dtype_bytes each, over
+// HBM; loads are double-buffered, so the op takes max(compute, memory).
+func (c *config) gemm(t *tally, T, K, N int64) {
+	if T <= 0 || K <= 0 || N <= 0 {
+		return
+	}
+	i := c.issueCycles()
+	tt, kt, nt := ceilDiv(T, c.H), ceilDiv(K, c.H), ceilDiv(N, c.W)
+	compute := tt*kt*(c.H+i*(nt-1)) + c.H + c.W - 2 + max(i, 4)
+	bytes := (K*N + T*K + T*N) * c.dtype
+	t.cycles += max(compute, c.hbmCycles(bytes))
+	t.compute += compute
+	t.macs += T * K * N
+	t.flops += 2 * T * K * N
+	t.hbmBytes += bytes
+}
+
+// vector adds an element-wise op over n elements reading in and writing out
+// elements, costing cost cycles per pass of the vector units:
+//
+//	cycles = max(ceil(n / (vector_units·vector_width))·cost, memory(bytes))
+func (c *config) vector(t *tally, n, in, out, cost int64) {
+	passes := ceilDiv(n, c.vUnits*c.vWidth)
+	bytes := (in + out) * c.dtype
+	t.cycles += max(passes*cost, c.hbmCycles(bytes))
+	t.flops += n * cost
+	t.hbmBytes += bytes
+}
+
+// Vector-op costs per pass [cycles], from NeuPIMs' vector-unit latencies
+// (add/mul/exp = 1 each): LayerNorm = mean, variance, scale ≈ 5; softmax =
+// max, exp, sum, divide ≈ 4; GELU and add 1.
+const (
+	costNorm    = 5
+	costSoftmax = 4
+	costAct     = 1
+	costAdd     = 1
+)
+
+// attention adds decode attention for every request of the batch.
+//
+// With PIM (NeuPIMs NeuPIMSLogitSoftmax + NeuPIMSAttend), request r with KV
+// length s sits in one channel; per request:
+//
+//	logits  = ceil(q_width/512)·(gwrite + ceil(s/32)·gemv)      [cycles]
+//	attend  = heads·ceil(s/512)·(gwrite + ceil(head_dim/32)·gemv) [cycles]
+//
+// where q_width = heads·head_dim and heads = n_heads/tp on this device
+// (a page holds 512 values; one COMPS+READRES tile covers 32 keys). Channels
+// work in parallel, so the stage takes the busiest channel's sum, plus the
+// softmax on the NPU vector units over heads·s scores.
+//
+// Without PIM the NPU streams the KV cache from HBM: bytes = Σ 2·s·kv_width
+// ·dtype_bytes (kv_width = n_kv_heads·head_dim/tp), as a memory-bound GEMV.
+func (c *config) attention(t *tally, chanLoad []int64) {
+	heads := ceilDiv(c.nHeads, c.tp)
+	kvHeads := ceilDiv(c.nKV, c.tp)
+	qWidth := heads * c.headDim
+	kvWidth := kvHeads * c.headDim
+	var scores, kvBytes, macs int64
+	for i := range chanLoad {
+		chanLoad[i] = 0
+	}
+	ch, row := int64(0), 0
+	for r := int64(0); r < c.batch; r++ {
+		s := c.seqLen
+		if len(c.seqTrace) > 0 {
+			q := c.seqTrace[row]
+			if row++; row == len(c.seqTrace) {
+				row = 0
+			}
+			s, ch = int64(q.SeqLen), int64(q.Channel)
+			if ch >= c.channels {
+				ch %= c.channels
+			}
+		} else if r > 0 {
+			if ch++; ch == c.channels {
+				ch = 0
+			}
+		}
+		scores += heads * s
+		kvBytes += 2 * s * kvWidth * c.dtype
+		macs += 2 * s * qWidth
+		if c.pim {
+			logits := ceilDiv(qWidth, 512) * (c.gwrite + ceilDiv(s, 32)*c.gemv)
+			attend := heads * ceilDiv(s, 512) * (c.gwrite + ceilDiv(c.headDim, 32)*c.gemv)
+			chanLoad[ch] += logits + attend
+		}
+	}
+	t.flops += 2 * macs
+	if c.pim {
+		busiest := int64(0)
+		for _, l := range chanLoad {
+			busiest = max(busiest, l)
+		}
+		t.cycles += busiest
+		t.pimBytes += kvBytes
+		c.vector(t, scores, scores, scores, costSoftmax)
+		return
+	}
+	// NPU: GEMV on the vector units, one MAC per lane per cycle.
+	compute := ceilDiv(macs, c.vUnits*c.vWidth)
+	t.cycles += max(compute, c.hbmCycles(kvBytes))
+	t.hbmBytes += kvBytes
+	c.vector(t, scores, scores, scores, costSoftmax)
+}
+
+// linkBytesPerCycle is the host link's bandwidth in bytes per core cycle:
+// link_gbps·1e9 / (clock_mhz·1e6).
+func (c *config) linkBytesPerCycle() float64 { return c.linkGBps * 1e3 / c.clockMHz }
+
+// linkCycles is the time of one expert load: ceil(bytes / link bytes per
+// cycle) + link_latency_cycles [cycles].
+func (c *config) linkCycles(bytes int64) int64 {
+	return int64(math.Ceil(float64(bytes)/c.linkBytesPerCycle())) + c.linkLatency
+}

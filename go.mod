@@ -1,0 +1,3 @@
+module github.com/sweep-dse/sweep
+
+go 1.26.0
