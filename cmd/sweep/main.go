@@ -1,0 +1,167 @@
+// Command sweep runs design-space explorations of Mixture-of-Experts
+// accelerators: one TOML study file in, a typed Parquet dataset out.
+//
+// Usage:
+//
+//	sweep run STUDY [flags]      evaluate every point, resumable
+//	sweep plan STUDY             count and preview points, run nothing
+//	sweep status DIR             what a dataset holds
+//	sweep sim [--set k=v ...]    evaluate one point and print a report
+//	sweep params                 list the embedded engine's parameters and metrics
+//
+// Run `sweep help VERB` for a verb's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/sweep"
+)
+
+// version is the tool's version, stored in every dataset part.
+var version = "0.1.0"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Stdout, os.Stderr, os.Args[1:])
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// verb is one subcommand.
+type verb struct {
+	name  string
+	short string
+	run   func(ctx context.Context, stdout, stderr io.Writer, args []string) error
+}
+
+func verbs() []verb {
+	return []verb{
+		{"run", "evaluate a study's points in parallel into a dataset (resumable)", runRun},
+		{"plan", "count and preview a study's points without running anything", runPlan},
+		{"status", "summarise a dataset: rows, ok/failed/pending, versions, parts", runStatus},
+		{"sim", "evaluate one point on the embedded simulator and print a report", runSim},
+		{"params", "list the embedded engine's parameters and metrics", runParams},
+		{"version", "print the tool and engine versions", runVersion},
+	}
+}
+
+func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			for _, v := range verbs() {
+				if v.name == args[1] {
+					return v.run(ctx, stdout, stderr, []string{"--help"})
+				}
+			}
+		}
+		usage(stdout)
+		if len(args) == 0 {
+			return usageErr("no verb given")
+		}
+		return nil
+	}
+	for _, v := range verbs() {
+		if v.name == args[0] {
+			return v.run(ctx, stdout, stderr, args[1:])
+		}
+	}
+	return usageErr(fmt.Sprintf("unknown verb %q; run `sweep help`", args[0]))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "sweep: design-space exploration of Mixture-of-Experts accelerators")
+	fmt.Fprintln(w, "\nUsage: sweep VERB [arguments] [flags]\n\nVerbs:")
+	for _, v := range verbs() {
+		fmt.Fprintf(w, "  %-8s %s\n", v.name, v.short)
+	}
+	fmt.Fprintln(w, "\nRun `sweep VERB --help` for a verb's flags.")
+}
+
+// UsageError is a bad command line (exit status 2).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usageErr(msg string) error { return &UsageError{Msg: msg} }
+
+// exitCode maps an error to the process exit status, printing it:
+// 0 ok, 1 failure, 2 bad input (flags, study files, referenced files),
+// 130 interrupted.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "sweep:", err)
+	var ue *UsageError
+	var ie *sweep.InputError
+	var pe *engine.ParamError
+	var fe *engine.FileError
+	var ir *sweep.Interrupted
+	var le *sweep.LockedError
+	switch {
+	case errors.As(err, &ir):
+		return 130
+	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &pe), errors.As(err, &fe):
+		return 2
+	case errors.As(err, &le):
+		return 1
+	}
+	return 1
+}
+
+// parseFlags parses flags that may come before or after positional
+// arguments, and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErr(fmt.Sprintf("%s: %v (see `sweep %s --help`)", fs.Name(), err, fs.Name()))
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newFlags returns a flag set whose --help prints usage to stdout.
+func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: sweep %s\n\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// handleHelp prints usage for --help and reports whether it did.
+func handleHelp(fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	return err
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/sweep-dse/sweep/sweep"
+)
+
+// runOptions are the flags of `sweep run`.
+type runOptions struct {
+	Out           string
+	Jobs          int
+	Shard         string
+	RetryFailed   bool
+	Force         bool
+	FlushRows     int
+	FlushEvery    time.Duration
+	Discard       bool
+	Progress      string
+	ProgressEvery time.Duration
+	Quiet         bool
+}
+
+func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	var o runOptions
+	fs := newFlags("run", "run STUDY.toml [flags]\n\nEvaluates every point of the study in parallel and streams the rows into a\nParquet dataset (results/<study name>/ unless --out). Running it again resumes:\nonly points without a row run. Ctrl-C stops, saves what finished, exits 130.", stdout)
+	fs.StringVar(&o.Out, "out", "", "dataset `folder` (default results/<study name>)")
+	fs.IntVar(&o.Jobs, "jobs", runtime.NumCPU(), "points evaluated in parallel")
+	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
+	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
+	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")
+	fs.IntVar(&o.FlushRows, "flush-rows", 1<<16, "write a part file every `N` rows")
+	fs.DurationVar(&o.FlushEvery, "flush-every", 30*time.Second, "... or at least this often")
+	fs.BoolVar(&o.Discard, "discard", false, "evaluate but write nothing (measures engine + runner)")
+	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
+	fs.DurationVar(&o.ProgressEvery, "progress-every", 5*time.Second, "interval of progress lines")
+	fs.BoolVar(&o.Quiet, "quiet", false, "print no summary")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return handleHelp(fs, err)
+	}
+	if len(pos) != 1 {
+		return usageErr("run: want exactly one study file (see `sweep run --help`)")
+	}
+	if o.Jobs < 1 {
+		return usageErr(fmt.Sprintf("--jobs %d: must be at least 1", o.Jobs))
+	}
+	if o.FlushRows < 1 {
+		return usageErr(fmt.Sprintf("--flush-rows %d: must be at least 1", o.FlushRows))
+	}
+	sh := sweep.All
+	if o.Shard != "" {
+		if sh, err = sweep.ParseShard(o.Shard); err != nil {
+			return usageErr("--shard: " + err.Error())
+		}
+	}
+	s, err := sweep.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	prog, err := progressFor(o.Progress, o.ProgressEvery, stderr)
+	if err != nil {
+		return err
+	}
+	resume := "sweep " + strings.Join(append([]string{"run"}, args...), " ")
+	res, err := sweep.Run(ctx, s, sweep.RunOptions{
+		Out: o.Out, Jobs: o.Jobs, Shard: sh, RetryFailed: o.RetryFailed, Force: o.Force,
+		FlushRows: o.FlushRows, FlushEvery: o.FlushEvery, Discard: o.Discard,
+		Progress: prog, Log: stderr, ToolVersion: version, Resume: resume,
+	})
+	if res != nil && !o.Quiet {
+		summary(stdout, s, res, o.Discard)
+	}
+	return err
+}
+
+func summary(w io.Writer, s *sweep.Study, r *sweep.Result, discard bool) {
+	pl := r.Plan
+	if pl == nil {
+		return
+	}
+	rate := 0.0
+	if r.Elapsed > 0 {
+		rate = float64(r.Ran) / r.Elapsed.Seconds()
+	}
+	fmt.Fprintf(w, "study %s: %d points", s.Name, pl.Points)
+	if pl.Shard.N > 1 {
+		fmt.Fprintf(w, " in shard %s", pl.Shard)
+	}
+	fmt.Fprintf(w, "; ran %d (%d ok, %d failed) in %s (%.0f points/s); %d were already done\n",
+		r.Ran, r.OK, r.Failed, r.Elapsed.Round(time.Millisecond), rate, pl.Done)
+	if !discard {
+		fmt.Fprintf(w, "dataset: %s (%d new part files)\n", r.Dir, len(r.Parts))
+	}
+	if r.Failed > 0 {
+		fmt.Fprintf(w, "%d points failed: see the error column; rerun with --retry-failed\n", r.Failed)
+	}
+}
+
+// progressFor picks the progress renderer: a bar on a terminal, plain lines
+// elsewhere (CI, Slurm logs).
+func progressFor(mode string, every time.Duration, stderr io.Writer) (sweep.Progress, error) {
+	isTerm := false
+	if f, ok := stderr.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	switch mode {
+	case "auto":
+		if isTerm {
+			return &sweep.BarProgress{W: stderr}, nil
+		}
+		return &sweep.LineProgress{W: stderr, Every: every}, nil
+	case "bar":
+		return &sweep.BarProgress{W: stderr}, nil
+	case "lines":
+		return &sweep.LineProgress{W: stderr, Every: every}, nil
+	case "none":
+		return sweep.NoProgress{}, nil
+	}
+	return nil, usageErr(fmt.Sprintf("--progress %q: want auto, bar, lines or none", mode))
+}
