@@ -1,0 +1,40 @@
+# sweep — design-space exploration of Mixture-of-Experts accelerators.
+# `make help` lists the targets.
+
+GO      ?= go
+BIN     ?= bin/sweep
+STUDY   ?= studies/seed-moe.toml
+PKGS    := ./...
+
+.PHONY: help build install run test unit interop lint bench torture fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/sweep
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/sweep
+
+install: ## go install the sweep command
+	CGO_ENABLED=0 $(GO) install ./cmd/sweep
+
+run: ## run the seed study on the embedded engine (results/seed-moe/)
+	$(GO) run ./cmd/sweep run $(STUDY)
+
+test: lint unit interop ## everything the README promises: lint, unit and integration tests, DuckDB interop
+
+unit: ## go test of the main module
+	CGO_ENABLED=0 $(GO) test -count=1 $(PKGS)
+
+interop: ## DuckDB reads the datasets (nested cgo module)
+	bash .ci/duckdb-test.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: ## benchmarks that print figures (engine, runner, writer)
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./sweep/...
+
+clean: ## remove build output (datasets under results/ are kept)
+	rm -rf bin

@@ -1,0 +1,167 @@
+package sweep
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// ID is a point's identity: the first 16 bytes of SHA-256 over the engine
+// name, its model version and every resolved parameter (name, kind, value).
+// Editing a study to add values keeps the IDs of existing points; a new model
+// version changes every ID.
+type ID [16]byte
+
+// String is the ID in hex, as stored in the point_id column.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Key is the ID's first 8 bytes, used in sets.
+func (id ID) Key() uint64 { return binary.BigEndian.Uint64(id[:8]) }
+
+// ParseID parses a hex point ID.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("bad point id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Hasher computes point IDs for one engine, reusing its buffer.
+type Hasher struct {
+	prefix []byte
+	names  [][]byte
+	buf    []byte
+}
+
+// NewHasher returns a Hasher for eng.
+func NewHasher(eng engine.Engine) *Hasher {
+	h := &Hasher{}
+	h.prefix = fmt.Appendf(nil, "sweep-point-v1\x00%s\x00%s\x00", eng.Name(), eng.Version())
+	for _, p := range eng.Params() {
+		h.names = append(h.names, append([]byte(p.Name), 0))
+	}
+	return h
+}
+
+// ID hashes a resolved point.
+func (h *Hasher) ID(p []engine.Value) ID {
+	b := append(h.buf[:0], h.prefix...)
+	for i, v := range p {
+		b = append(b, h.names[i]...)
+		b = append(b, byte(v.Kind))
+		switch v.Kind {
+		case engine.Int, engine.Bool:
+			b = binary.BigEndian.AppendUint64(b, uint64(v.I))
+		case engine.Float:
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.F))
+		case engine.String:
+			b = binary.BigEndian.AppendUint32(b, uint32(len(v.S)))
+			b = append(b, v.S...)
+		}
+	}
+	h.buf = b
+	sum := sha256.Sum256(b)
+	var id ID
+	copy(id[:], sum[:16])
+	return id
+}
+
+// Combinations is the size of the study's grid before constraints.
+func (s *Study) Combinations() int64 {
+	n := int64(1)
+	for i := range s.Dims {
+		n *= int64(s.Dims[i].Len())
+		if n > math.MaxInt64/1024 {
+			return math.MaxInt64 / 1024
+		}
+	}
+	return n
+}
+
+// Fill writes combination idx (0 ≤ idx < Combinations, last dimension
+// fastest) into p: the base values, then each dimension's values.
+func (s *Study) Fill(idx int64, p []engine.Value) {
+	copy(p, s.Base)
+	for d := len(s.Dims) - 1; d >= 0; d-- {
+		dim := &s.Dims[d]
+		n := int64(dim.Len())
+		step := idx % n
+		idx /= n
+		for j, pi := range dim.Params {
+			p[pi] = dim.Values[j][step]
+		}
+	}
+}
+
+// Filter evaluates the study's constraints on unresolved values.
+type Filter struct {
+	s   *Study
+	env map[string]any
+}
+
+// NewFilter returns a constraint evaluator (one per goroutine).
+func (s *Study) NewFilter() *Filter {
+	return &Filter{s: s, env: map[string]any{}}
+}
+
+// Keep reports whether the point passes every where-constraint. Unset
+// parameters take their fixed defaults.
+func (f *Filter) Keep(p []engine.Value) (bool, error) {
+	params := f.s.Engine.Params()
+	for ci := range f.s.Where {
+		c := &f.s.Where[ci]
+		for j, pi := range c.params {
+			v := p[pi]
+			if !v.IsSet() {
+				v = params[pi].Default
+			}
+			f.env[c.names[j]] = goValue(v)
+		}
+		out, err := expr.Run(c.prog, f.env)
+		if err != nil {
+			return false, &InputError{File: f.s.Path, Line: locate(f.s.Text, []string{"study", "where"}), Key: "study.where", Msg: fmt.Sprintf("%q: %v", c.Source, firstLine(err.Error()))}
+		}
+		if ok, _ := out.(bool); !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func goValue(v engine.Value) any {
+	switch v.Kind {
+	case engine.Int:
+		return int(v.I)
+	case engine.Float:
+		return v.F
+	case engine.Bool:
+		return v.I != 0
+	}
+	return v.S
+}
+
+// Describe formats the study-varied values of a point: "num_experts=8 top_k=2".
+func (s *Study) Describe(p []engine.Value) string {
+	var b strings.Builder
+	for _, d := range s.Dims {
+		for j, pi := range d.Params {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(d.Names[j])
+			b.WriteByte('=')
+			b.WriteString(p[pi].String())
+		}
+	}
+	return b.String()
+}

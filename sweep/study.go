@@ -1,0 +1,678 @@
+package sweep
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/engine/moe"
+)
+
+// DefaultMaxPoints is the largest study that runs without --force.
+const DefaultMaxPoints = 50_000_000
+
+// maxAxisValues bounds the values one range may produce.
+const maxAxisValues = 10_000_000
+
+// Study is a loaded, validated study file.
+type Study struct {
+	Path        string // as given
+	Dir         string // folder of the study file: relative paths start here
+	Text        string // the file's text, stored in every part's metadata
+	Name        string
+	Description string
+	Engine      engine.Engine
+	MaxPoints   int64
+
+	Base  []engine.Value // per engine parameter; Unset where not given
+	Dims  []Dim          // axes and zip groups, outermost first
+	Where []Constraint
+
+	keys map[int]string // parameter index -> dotted key that sets it (for errors)
+}
+
+// Dim is one dimension of the study's grid: one axis, or a [[zip]] group of
+// axes that vary together.
+type Dim struct {
+	Key    string           // "axes.top_k" or "zip[0]"
+	Params []int            // parameter indexes
+	Names  []string         // parameter names
+	Values [][]engine.Value // Values[j][i]: parameter j at step i
+}
+
+// Len is the number of steps of the dimension.
+func (d *Dim) Len() int { return len(d.Values[0]) }
+
+// Constraint is one compiled `where` expression.
+type Constraint struct {
+	Source string
+	prog   *vm.Program
+	names  []string // parameters it reads
+	params []int
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// Engines maps an engine name to its constructor. A constructor may read
+// engine-specific tables of the study file from raw.
+var Engines = map[string]func(s *Study, raw map[string]any) (engine.Engine, error){
+	moe.Name: func(*Study, map[string]any) (engine.Engine, error) { return moe.New(), nil },
+}
+
+// Load reads and validates a study file. Every problem is an *InputError
+// naming the file, line and key.
+func Load(path string) (*Study, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &InputError{File: path, Msg: fmt.Sprintf("cannot read study: %v", errors.Unwrap(err))}
+	}
+	return Parse(path, string(data))
+}
+
+// Parse validates a study given its text; path names it in errors and
+// anchors relative paths.
+func Parse(path, text string) (*Study, error) {
+	s := &Study{Path: path, Dir: filepath.Dir(path), Text: text, MaxPoints: DefaultMaxPoints, keys: map[int]string{}}
+	fail := func(keyPath []string, format string, args ...any) error {
+		return &InputError{File: path, Line: locate(text, keyPath), Key: strings.Join(keyPath, "."), Msg: fmt.Sprintf(format, args...)}
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(text, &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &InputError{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: "TOML syntax: " + pe.Message}
+		}
+		return nil, &InputError{File: path, Msg: "TOML: " + err.Error()}
+	}
+	for k := range raw {
+		switch k {
+		case "study", "base", "axes", "zip", "command", "metrics":
+		default:
+			return nil, fail([]string{k}, "unknown table or key (known: study, base, axes, zip, command, metrics)")
+		}
+	}
+	st, ok := raw["study"].(map[string]any)
+	if !ok {
+		if raw["study"] != nil {
+			return nil, fail([]string{"study"}, "must be a table")
+		}
+		return nil, &InputError{File: path, Line: 1, Key: "study", Msg: "missing [study] table with at least name = \"...\""}
+	}
+	engineName := moe.Name
+	var whereSrc []string
+	var repeats int64 = 1
+	var studySeed *int64
+	for k, v := range st {
+		kp := []string{"study", k}
+		switch k {
+		case "name", "description", "engine":
+			str, ok := v.(string)
+			if !ok {
+				return nil, fail(kp, "want a string, got %s", tomlType(v))
+			}
+			switch k {
+			case "name":
+				if !nameRE.MatchString(str) || strings.Contains(str, "..") {
+					return nil, fail(kp, "%q is not a valid study name: use letters, digits, '.', '_' and '-' (no path separators, no '..', at most 100 characters)", str)
+				}
+				s.Name = str
+			case "description":
+				s.Description = str
+			case "engine":
+				engineName = str
+			}
+		case "seed", "repeats", "max_points":
+			n, ok := v.(int64)
+			if !ok {
+				return nil, fail(kp, "want an integer, got %s", tomlType(v))
+			}
+			switch k {
+			case "seed":
+				studySeed = &n
+			case "repeats":
+				if n < 1 || n > 1_000_000 {
+					return nil, fail(kp, "must be between 1 and 1000000, got %d", n)
+				}
+				repeats = n
+			case "max_points":
+				if n < 1 {
+					return nil, fail(kp, "must be positive, got %d", n)
+				}
+				s.MaxPoints = n
+			}
+		case "where":
+			list, ok := v.([]any)
+			if !ok {
+				if str, ok := v.(string); ok {
+					list = []any{str}
+				} else {
+					return nil, fail(kp, "want a list of expressions, got %s", tomlType(v))
+				}
+			}
+			for _, x := range list {
+				str, ok := x.(string)
+				if !ok {
+					return nil, fail(kp, "want expressions as strings, got %s", tomlType(x))
+				}
+				whereSrc = append(whereSrc, str)
+			}
+		default:
+			return nil, fail(kp, "unknown key (known: name, description, engine, seed, repeats, where, max_points)")
+		}
+	}
+	if s.Name == "" {
+		return nil, fail([]string{"study"}, "missing name = \"...\"")
+	}
+	mk, ok := Engines[engineName]
+	if !ok {
+		names := make([]string, 0, len(Engines))
+		for n := range Engines {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fail([]string{"study", "engine"}, "unknown engine %q (known: %s)", engineName, strings.Join(names, ", "))
+	}
+	eng, err := mk(s, raw)
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
+		return nil, fail([]string{"study", "engine"}, "%v", err)
+	}
+	if _, ok := raw["command"]; ok && engineName == moe.Name {
+		return nil, fail([]string{"command"}, "[command] is for engine = \"command\"")
+	}
+	if _, ok := raw["metrics"]; ok && engineName == moe.Name {
+		return nil, fail([]string{"metrics"}, "[metrics] is for engine = \"command\"; the embedded engine's metrics are fixed")
+	}
+	s.Engine = eng
+	params := eng.Params()
+	s.Base = make([]engine.Value, len(params))
+
+	// [base]
+	if b, ok := raw["base"]; ok {
+		bt, ok := b.(map[string]any)
+		if !ok {
+			return nil, fail([]string{"base"}, "must be a table")
+		}
+		for _, k := range sortedKeys(bt) {
+			kp := []string{"base", k}
+			i := engine.ParamIndex(params, k)
+			if i < 0 {
+				return nil, fail(kp, "unknown parameter%s", suggest(k, params))
+			}
+			v, err := toValue(params[i], bt[k])
+			if err != nil {
+				return nil, fail(kp, "%v", err)
+			}
+			s.Base[i] = v
+			s.keys[i] = "base." + k
+		}
+	}
+	if studySeed != nil {
+		i := engine.ParamIndex(params, "seed")
+		if i < 0 {
+			return nil, fail([]string{"study", "seed"}, "engine %s has no seed parameter", engineName)
+		}
+		if s.Base[i].IsSet() {
+			return nil, fail([]string{"base", "seed"}, "seed is set in both [study] and [base]")
+		}
+		s.Base[i] = engine.IntV(*studySeed)
+		s.keys[i] = "study.seed"
+	}
+
+	// [axes]
+	inAxes := map[int]string{}
+	if a, ok := raw["axes"]; ok {
+		at, ok := a.(map[string]any)
+		if !ok {
+			return nil, fail([]string{"axes"}, "must be a table")
+		}
+		for _, k := range orderedKeys(text, "axes", at) {
+			kp := []string{"axes", k}
+			i := engine.ParamIndex(params, k)
+			if i < 0 {
+				return nil, fail(kp, "unknown parameter%s", suggest(k, params))
+			}
+			if s.Base[i].IsSet() {
+				return nil, fail(kp, "%s is set in both %s and [axes]", k, s.keys[i])
+			}
+			vals, err := axisValues(params[i], at[k])
+			if err != nil {
+				return nil, fail(kp, "%v", err)
+			}
+			inAxes[i] = "axes." + k
+			s.keys[i] = "axes." + k
+			s.Dims = append(s.Dims, Dim{Key: "axes." + k, Params: []int{i}, Names: []string{k}, Values: [][]engine.Value{vals}})
+		}
+	}
+	// [[zip]]
+	if z, ok := raw["zip"]; ok {
+		groups, ok := z.([]map[string]any)
+		if !ok {
+			return nil, fail([]string{"zip"}, "must be an array of tables: [[zip]]")
+		}
+		for gi, g := range groups {
+			gkey := fmt.Sprintf("zip[%d]", gi)
+			if len(g) == 0 {
+				return nil, fail([]string{"zip", fmt.Sprint(gi)}, "empty [[zip]] group")
+			}
+			d := Dim{Key: gkey}
+			for _, k := range orderedKeys(text, "zip", g) {
+				kp := []string{"zip", fmt.Sprint(gi), k}
+				i := engine.ParamIndex(params, k)
+				if i < 0 {
+					return nil, fail(kp, "unknown parameter%s", suggest(k, params))
+				}
+				if s.Base[i].IsSet() {
+					return nil, fail(kp, "%s is set in both %s and [[zip]]", k, s.keys[i])
+				}
+				if prev, ok := inAxes[i]; ok {
+					return nil, fail(kp, "%s is set in both %s and [[zip]]", k, prev)
+				}
+				vals, err := axisValues(params[i], g[k])
+				if err != nil {
+					return nil, fail(kp, "%v", err)
+				}
+				if len(d.Values) > 0 && len(vals) != d.Len() {
+					return nil, fail(kp, "has %d values but %s has %d: axes of one [[zip]] group must be equally long", len(vals), d.Names[0], d.Len())
+				}
+				inAxes[i] = gkey + "." + k
+				s.keys[i] = gkey + "." + k
+				d.Params = append(d.Params, i)
+				d.Names = append(d.Names, k)
+				d.Values = append(d.Values, vals)
+			}
+			s.Dims = append(s.Dims, d)
+		}
+	}
+	if repeats > 1 {
+		i := engine.ParamIndex(params, "seed")
+		if i < 0 {
+			return nil, fail([]string{"study", "repeats"}, "engine %s has no seed parameter", engineName)
+		}
+		if k, ok := inAxes[i]; ok {
+			return nil, fail([]string{"study", "repeats"}, "repeats varies the seed, which %s already varies", k)
+		}
+		first := int64(1)
+		if s.Base[i].IsSet() {
+			first = s.Base[i].I
+		} else if d := params[i].Default; d.IsSet() {
+			first = d.I
+		}
+		s.Base[i] = engine.Value{}
+		vals := make([]engine.Value, repeats)
+		for r := range vals {
+			vals[r] = engine.IntV(first + int64(r))
+		}
+		s.keys[i] = "study.repeats"
+		s.Dims = append(s.Dims, Dim{Key: "study.repeats", Params: []int{i}, Names: []string{"seed"}, Values: [][]engine.Value{vals}})
+	}
+	// where
+	for wi, src := range whereSrc {
+		c, err := compileWhere(src, params, s)
+		if err != nil {
+			return nil, &InputError{File: path, Line: locate(text, []string{"study", "where"}), Key: fmt.Sprintf("study.where[%d]", wi), Msg: err.Error()}
+		}
+		s.Where = append(s.Where, c)
+	}
+	return s, nil
+}
+
+// KeyOf returns the dotted study key that sets parameter i, or "".
+func (s *Study) KeyOf(i int) string { return s.keys[i] }
+
+// ErrorAt turns an engine error about a parameter into an InputError at the
+// key that set it.
+func (s *Study) ErrorAt(err error, point string) error {
+	var pe *engine.ParamError
+	if errors.As(err, &pe) {
+		i := engine.ParamIndex(s.Engine.Params(), pe.Name)
+		key := s.keys[i]
+		if key == "" {
+			key = pe.Name
+		}
+		kp := strings.Split(strings.ReplaceAll(strings.ReplaceAll(key, "[", "."), "]", ""), ".")
+		msg := pe.Error()
+		if point != "" {
+			msg += " (at point " + point + ")"
+		}
+		return &InputError{File: s.Path, Line: locate(s.Text, kp), Key: key, Msg: msg}
+	}
+	var fe *engine.FileError
+	if errors.As(err, &fe) {
+		return &InputError{File: s.Path, Msg: err.Error()}
+	}
+	return err
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// toValue converts a TOML value to a parameter value of the parameter's kind.
+func toValue(p engine.Param, v any) (engine.Value, error) {
+	switch p.Kind {
+	case engine.Int:
+		switch x := v.(type) {
+		case int64:
+			return engine.IntV(x), nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return engine.IntV(int64(x)), nil
+			}
+		}
+		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlType(v), v)
+	case engine.Float:
+		switch x := v.(type) {
+		case int64:
+			return engine.FloatV(float64(x)), nil
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return engine.Value{}, fmt.Errorf("want a finite number, got %v", x)
+			}
+			return engine.FloatV(x), nil
+		}
+		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlType(v), v)
+	case engine.Bool:
+		if x, ok := v.(bool); ok {
+			return engine.BoolV(x), nil
+		}
+		return engine.Value{}, fmt.Errorf("want true or false, got %s %v", tomlType(v), v)
+	case engine.String:
+		if x, ok := v.(string); ok {
+			if len(p.Enum) > 0 && !contains(p.Enum, x) {
+				return engine.Value{}, fmt.Errorf("%q is not one of %s", x, strings.Join(p.Enum, ", "))
+			}
+			return engine.StringV(x), nil
+		}
+		return engine.Value{}, fmt.Errorf("want a string, got %s %v", tomlType(v), v)
+	}
+	return engine.Value{}, fmt.Errorf("unsupported parameter kind %v", p.Kind)
+}
+
+// axisValues expands a list or a range table into values.
+func axisValues(p engine.Param, v any) ([]engine.Value, error) {
+	var out []engine.Value
+	switch x := v.(type) {
+	case []any:
+		if len(x) == 0 {
+			return nil, fmt.Errorf("empty axis: give at least one value")
+		}
+		for i, e := range x {
+			val, err := toValue(p, e)
+			if err != nil {
+				return nil, fmt.Errorf("value %d: %v", i+1, err)
+			}
+			out = append(out, val)
+		}
+	case map[string]any:
+		r, err := rangeValues(p, x)
+		if err != nil {
+			return nil, err
+		}
+		out = r
+	default:
+		return nil, fmt.Errorf("want a list [a, b, ...] or a range {from, to, step} / {from, to, mul}, got %s", tomlType(v))
+	}
+	seen := map[engine.Value]bool{}
+	for _, val := range out {
+		if seen[val] {
+			return nil, fmt.Errorf("duplicate value %s", val)
+		}
+		seen[val] = true
+	}
+	return out, nil
+}
+
+func rangeValues(p engine.Param, t map[string]any) ([]engine.Value, error) {
+	if p.Kind != engine.Int && p.Kind != engine.Float {
+		return nil, fmt.Errorf("a range needs a numeric parameter; %s is %s", p.Name, p.Kind)
+	}
+	for k := range t {
+		switch k {
+		case "from", "to", "step", "mul":
+		default:
+			return nil, fmt.Errorf("unknown range key %q (known: from, to, step, mul)", k)
+		}
+	}
+	num := func(k string) (float64, bool, error) {
+		v, ok := t[k]
+		if !ok {
+			return 0, false, nil
+		}
+		switch x := v.(type) {
+		case int64:
+			return float64(x), true, nil
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return 0, true, fmt.Errorf("range %s must be finite", k)
+			}
+			return x, true, nil
+		}
+		return 0, true, fmt.Errorf("range %s: want a number, got %s", k, tomlType(v))
+	}
+	from, okF, err := num("from")
+	if err != nil {
+		return nil, err
+	}
+	to, okT, err := num("to")
+	if err != nil {
+		return nil, err
+	}
+	step, okS, err := num("step")
+	if err != nil {
+		return nil, err
+	}
+	mul, okM, err := num("mul")
+	if err != nil {
+		return nil, err
+	}
+	if !okF || !okT {
+		return nil, fmt.Errorf("a range needs from and to")
+	}
+	if okS == okM {
+		return nil, fmt.Errorf("a range needs exactly one of step (linear) or mul (geometric)")
+	}
+	if from > to {
+		return nil, fmt.Errorf("range from %g is greater than to %g", from, to)
+	}
+	var vals []float64
+	const eps = 1e-9
+	if okS {
+		if step <= 0 {
+			return nil, fmt.Errorf("range step must be positive, got %g", step)
+		}
+		n := math.Floor((to-from)/step+eps) + 1
+		if n > maxAxisValues {
+			return nil, fmt.Errorf("range has %.0f values, more than %d", n, maxAxisValues)
+		}
+		for i := 0; i < int(n); i++ {
+			vals = append(vals, from+float64(i)*step)
+		}
+	} else {
+		if mul <= 1 {
+			return nil, fmt.Errorf("range mul must be greater than 1, got %g", mul)
+		}
+		if from <= 0 {
+			return nil, fmt.Errorf("a geometric range needs from > 0, got %g", from)
+		}
+		for x := from; x <= to*(1+eps); x *= mul {
+			vals = append(vals, x)
+			if len(vals) > maxAxisValues {
+				return nil, fmt.Errorf("range has more than %d values", maxAxisValues)
+			}
+		}
+	}
+	out := make([]engine.Value, len(vals))
+	for i, x := range vals {
+		if p.Kind == engine.Int {
+			r := math.Round(x)
+			if math.Abs(r-x) > 1e-6 {
+				return nil, fmt.Errorf("range value %g of integer parameter %s is not an integer", x, p.Name)
+			}
+			out[i] = engine.IntV(int64(r))
+		} else {
+			out[i] = engine.FloatV(x)
+		}
+	}
+	return out, nil
+}
+
+// compileWhere compiles a constraint. It may read any parameter that the
+// study sets or that has a fixed default.
+func compileWhere(src string, params []engine.Param, s *Study) (Constraint, error) {
+	env := map[string]any{}
+	for _, p := range params {
+		env[p.Name] = zeroOf(p.Kind)
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, firstLine(err.Error()))
+	}
+	var names []string
+	ast.Walk(&tree.Node, identVisitor(func(n string) { names = append(names, n) }))
+	c := Constraint{Source: src}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		i := engine.ParamIndex(params, n)
+		if i < 0 {
+			return Constraint{}, fmt.Errorf("%q: unknown name %q%s", src, n, suggest(n, params))
+		}
+		if !s.Base[i].IsSet() && s.keys[i] == "" && !params[i].Default.IsSet() {
+			return Constraint{}, fmt.Errorf("%q: %s is derived from other parameters; set it in [base] or [axes] to constrain it", src, n)
+		}
+		c.names = append(c.names, n)
+		c.params = append(c.params, i)
+	}
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, firstLine(err.Error()))
+	}
+	c.prog = prog
+	return c, nil
+}
+
+type identVisitor func(string)
+
+func (f identVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		f(id.Value)
+	}
+}
+
+func zeroOf(k engine.Kind) any {
+	switch k {
+	case engine.Int:
+		return 0
+	case engine.Float:
+		return 0.0
+	case engine.Bool:
+		return false
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// orderedKeys returns a table's keys in the order they appear in the text
+// (file order defines axis nesting), falling back to sorted order.
+func orderedKeys(text, table string, m map[string]any) []string {
+	keys := sortedKeys(m)
+	pos := map[string]int{}
+	for _, k := range keys {
+		pos[k] = locate(text, []string{table, k})
+	}
+	sort.SliceStable(keys, func(a, b int) bool { return pos[keys[a]] < pos[keys[b]] })
+	return keys
+}
+
+// suggest names a parameter close to an unknown one.
+func suggest(name string, params []engine.Param) string {
+	best, bestD := "", 4
+	for _, p := range params {
+		if d := editDistance(name, p.Name); d < bestD {
+			best, bestD = p.Name, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" %q (did you mean %s?)", name, best)
+	}
+	return fmt.Sprintf(" %q (see `sweep params`)", name)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,162 @@
+package sweep
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// loadAndExpand does what `sweep run` does before it writes anything.
+func loadAndExpand(path string) error {
+	s, err := Load(path)
+	if err != nil {
+		return err
+	}
+	_, err = Expand(context.Background(), s, filepath.Join(os.TempDir(), "sweep-no-such-dataset"), PlanOptions{})
+	return err
+}
+
+// TestMalformedStudies runs every file of testdata/bad: each names, on its
+// first line, the error it must give ("# want: :LINE: KEY: message").
+func TestMalformedStudies(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.toml")
+	if len(files) < 40 {
+		t.Fatalf("only %d malformed studies", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want := wantLine(t, f)
+			err := loadAndExpand(f)
+			if err == nil {
+				t.Fatalf("no error, want %q", want)
+			}
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error %T %v is not an InputError", err, err)
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, want)
+			}
+			if !strings.HasPrefix(err.Error(), f) {
+				t.Errorf("error %q does not start with the file name", err)
+			}
+		})
+	}
+}
+
+func wantLine(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	w, ok := strings.CutPrefix(sc.Text(), "# want: ")
+	if !ok {
+		t.Fatalf("%s: first line must be # want: ...", path)
+	}
+	return w
+}
+
+func TestSeedStudyExpands(t *testing.T) {
+	s, err := Load("../studies/seed-moe.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Expand(context.Background(), s, t.TempDir(), PlanOptions{Preview: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 experts x 3 modes x 4 batches x 3 top-k; top_k <= 8 always holds
+	if pl.Combinations != 180 || pl.Points != 180 || pl.Dropped != 0 || int64(len(pl.Pending)) != 180 {
+		t.Fatalf("plan %+v", pl)
+	}
+}
+
+func TestConstraintsAndZip(t *testing.T) {
+	text := `[study]
+name = "t"
+where = ["top_k <= num_experts", "batch_size * top_k >= 8"]
+[axes]
+num_experts = [1, 2, 4]
+top_k = {from = 1, to = 4, step = 1}
+batch_size = {from = 1, to = 8, mul = 2}
+[[zip]]
+d_model = [1024, 2048]
+n_heads = [8, 16]
+`
+	s, err := Parse("t.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Combinations() != 3*4*4*2 {
+		t.Fatalf("combinations %d", s.Combinations())
+	}
+	pl, err := Expand(context.Background(), s, t.TempDir(), PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// count by brute force
+	want := int64(0)
+	for _, e := range []int{1, 2, 4} {
+		for k := 1; k <= 4; k++ {
+			for _, b := range []int{1, 2, 4, 8} {
+				if k <= e && b*k >= 8 {
+					want += 2
+				}
+			}
+		}
+	}
+	if pl.Points != want || pl.Dropped != s.Combinations()-want {
+		t.Fatalf("points %d dropped %d, want %d", pl.Points, pl.Dropped, want)
+	}
+}
+
+func TestDuplicatePointsCollapse(t *testing.T) {
+	// d_ff_expert 256 given explicitly equals the derived value of balanced
+	// scaling at 64 experts: two combinations, one point
+	text := `[study]
+name = "t"
+[base]
+num_experts = 64
+[axes]
+d_ff_expert = [256, 512]
+moe_ffn_scaling = ["balanced", "compute"]
+`
+	s, err := Parse("t.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Expand(context.Background(), s, t.TempDir(), PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// moe_ffn_scaling is kept as given, so all four resolve differently
+	if pl.Points != 4 || pl.Duplicates != 0 {
+		t.Fatalf("points %d duplicates %d", pl.Points, pl.Duplicates)
+	}
+	text2 := `[study]
+name = "t"
+[axes]
+num_experts = [0]
+seed = [1, 2]
+routing = ["uniform", "zipf"]
+`
+	s2, err := Parse("t.toml", text2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl2, err := Expand(context.Background(), s2, t.TempDir(), PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl2.Points != 4 {
+		t.Fatalf("dense points %d", pl2.Points)
+	}
+}
