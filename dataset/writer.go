@@ -27,7 +27,7 @@ type Row struct {
 	Finished time.Time
 }
 
-// Writer buffers rows and writes them as part files.
+// Writer buffers rows column by column and writes them as part files.
 type Writer struct {
 	dir     string
 	name    string // part name stem: part-<stem>-<seq>.parquet
@@ -35,11 +35,109 @@ type Writer struct {
 	schema  *arrow.Schema
 	eng     engine.Engine
 	meta    map[string]string
-	bld     *array.RecordBuilder
-	nParams int
+	cols    []column
 	rows    int
 	props   *parquet.WriterProperties
 	written []string
+}
+
+// column is one column's buffered values.
+type column struct {
+	kind  engine.Kind
+	ints  []int64
+	flts  []float64
+	strs  []string
+	bools []bool
+	valid []bool // nil while every value is valid
+}
+
+func (c *column) reset() {
+	c.ints, c.flts, c.strs, c.bools = c.ints[:0], c.flts[:0], c.strs[:0], c.bools[:0]
+	c.valid = nil
+}
+
+func (c *column) len() int {
+	switch c.kind {
+	case engine.Int:
+		return len(c.ints)
+	case engine.Float:
+		return len(c.flts)
+	case engine.Bool:
+		return len(c.bools)
+	}
+	return len(c.strs)
+}
+
+// add appends a value; an unset value (or !ok) is null.
+func (c *column) add(v engine.Value, ok bool) {
+	if !ok || !v.IsSet() {
+		if c.valid == nil {
+			n := c.len()
+			c.valid = make([]bool, n, max(2*n, 64))
+			for i := range c.valid {
+				c.valid[i] = true
+			}
+		}
+		c.valid = append(c.valid, false)
+		c.zero()
+		return
+	}
+	if c.valid != nil {
+		c.valid = append(c.valid, true)
+	}
+	switch c.kind {
+	case engine.Int:
+		c.ints = append(c.ints, v.I)
+	case engine.Float:
+		if v.Kind == engine.Int {
+			c.flts = append(c.flts, float64(v.I))
+		} else {
+			c.flts = append(c.flts, v.F)
+		}
+	case engine.Bool:
+		c.bools = append(c.bools, v.I != 0)
+	default:
+		c.strs = append(c.strs, v.S)
+	}
+}
+
+func (c *column) zero() {
+	switch c.kind {
+	case engine.Int:
+		c.ints = append(c.ints, 0)
+	case engine.Float:
+		c.flts = append(c.flts, 0)
+	case engine.Bool:
+		c.bools = append(c.bools, false)
+	default:
+		c.strs = append(c.strs, "")
+	}
+}
+
+// build makes the column's Arrow array.
+func (c *column) build(dt arrow.DataType) arrow.Array {
+	mem := memory.DefaultAllocator
+	var b array.Builder
+	switch c.kind {
+	case engine.Int:
+		x := array.NewInt64Builder(mem)
+		x.AppendValues(c.ints, c.valid)
+		b = x
+	case engine.Float:
+		x := array.NewFloat64Builder(mem)
+		x.AppendValues(c.flts, c.valid)
+		b = x
+	case engine.Bool:
+		x := array.NewBooleanBuilder(mem)
+		x.AppendValues(c.bools, c.valid)
+		b = x
+	default:
+		x := array.NewStringBuilder(mem)
+		x.AppendValues(c.strs, c.valid)
+		b = x
+	}
+	defer b.Release()
+	return b.NewArray()
 }
 
 // NewWriter returns a writer of parts named part-<stem>-NNNNNN.parquet in
@@ -52,17 +150,45 @@ func NewWriter(dir, stem string, eng engine.Engine, meta map[string]string) (*Wr
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", dir, err)
 	}
-	props := parquet.NewWriterProperties(
+	w := &Writer{dir: dir, name: stem, schema: sc, eng: eng, meta: meta, props: writerProps(eng)}
+	// point_id, status, error, params, metrics, engine, engine_version, elapsed_s, finished_at
+	kinds := []engine.Kind{engine.String, engine.String, engine.String}
+	for _, p := range eng.Params() {
+		kinds = append(kinds, p.Kind)
+	}
+	for _, m := range eng.Metrics() {
+		kinds = append(kinds, m.Kind)
+	}
+	kinds = append(kinds, engine.String, engine.String, engine.Float, engine.Int)
+	for _, k := range kinds {
+		if k == engine.Unset {
+			k = engine.String
+		}
+		w.cols = append(w.cols, column{kind: k})
+	}
+	return w, nil
+}
+
+// writerProps are the Parquet settings: zstd; dictionary encoding for
+// strings and parameters (few distinct values), plain encoding for metrics
+// and IDs (mostly distinct values, where a dictionary only costs time).
+func writerProps(eng engine.Engine) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithDictionaryDefault(true),
-		parquet.WithMaxRowGroupLength(1<<20),
-	)
-	return &Writer{
-		dir: dir, name: stem, schema: sc, eng: eng, meta: meta,
-		bld:     array.NewRecordBuilder(memory.DefaultAllocator, sc),
-		nParams: len(eng.Params()),
-		props:   props,
-	}, nil
+		parquet.WithMaxRowGroupLength(1 << 20),
+		parquet.WithDictionaryFor(ColID, false),
+		parquet.WithDictionaryFor(ColElapsed, false),
+		parquet.WithDictionaryFor(ColFinished, false),
+	}
+	if eng != nil {
+		for _, m := range eng.Metrics() {
+			if m.Kind != engine.String {
+				opts = append(opts, parquet.WithDictionaryFor(m.Name, false))
+			}
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
 }
 
 // Rows is the number of buffered rows.
@@ -73,52 +199,55 @@ func (w *Writer) Written() []string { return w.written }
 
 // Append buffers one row.
 func (w *Writer) Append(r *Row) {
-	b := w.bld
-	b.Field(0).(*array.StringBuilder).Append(r.ID)
-	b.Field(1).(*array.StringBuilder).Append(r.Status)
-	b.Field(2).(*array.StringBuilder).Append(r.Error)
+	c := w.cols
+	c[0].strs = append(c[0].strs, r.ID)
+	c[1].strs = append(c[1].strs, r.Status)
+	c[2].strs = append(c[2].strs, r.Error)
 	col := 3
 	for i := range r.Params {
-		appendValue(b.Field(col), r.Params[i], true)
+		c[col].add(r.Params[i], true)
 		col++
 	}
 	ok := r.Status == StatusOK
-	for i := 0; i < len(w.eng.Metrics()); i++ {
+	nm := len(w.eng.Metrics())
+	for i := 0; i < nm; i++ {
 		var v engine.Value
 		if ok && i < len(r.Metrics) {
 			v = r.Metrics[i]
 		}
-		appendValue(b.Field(col), v, ok)
+		c[col].add(v, ok)
 		col++
 	}
-	b.Field(col).(*array.StringBuilder).Append(w.eng.Name())
-	b.Field(col + 1).(*array.StringBuilder).Append(w.eng.Version())
-	b.Field(col + 2).(*array.Float64Builder).Append(r.Elapsed.Seconds())
-	b.Field(col + 3).(*array.TimestampBuilder).Append(arrow.Timestamp(r.Finished.UTC().UnixMicro()))
+	c[col].strs = append(c[col].strs, w.eng.Name())
+	c[col+1].strs = append(c[col+1].strs, w.eng.Version())
+	c[col+2].flts = append(c[col+2].flts, r.Elapsed.Seconds())
+	c[col+3].ints = append(c[col+3].ints, r.Finished.UTC().UnixMicro())
 	w.rows++
 }
 
-func appendValue(b array.Builder, v engine.Value, valid bool) {
-	if !valid || !v.IsSet() {
-		b.AppendNull()
-		return
-	}
-	switch x := b.(type) {
-	case *array.Int64Builder:
-		x.Append(v.I)
-	case *array.Float64Builder:
-		if v.Kind == engine.Int {
-			x.Append(float64(v.I))
+// record builds the buffered rows into a record batch and resets the buffers.
+func (w *Writer) record() arrow.RecordBatch {
+	arrs := make([]arrow.Array, len(w.cols))
+	for i := range w.cols {
+		f := w.schema.Field(i)
+		if ts, ok := f.Type.(*arrow.TimestampType); ok {
+			b := array.NewTimestampBuilder(memory.DefaultAllocator, ts)
+			for _, v := range w.cols[i].ints {
+				b.Append(arrow.Timestamp(v))
+			}
+			arrs[i] = b.NewArray()
+			b.Release()
 		} else {
-			x.Append(v.F)
+			arrs[i] = w.cols[i].build(f.Type)
 		}
-	case *array.BooleanBuilder:
-		x.Append(v.I != 0)
-	case *array.StringBuilder:
-		x.Append(v.S)
-	default:
-		b.AppendNull()
+		w.cols[i].reset()
 	}
+	rec := array.NewRecordBatch(w.schema, arrs, int64(w.rows))
+	for _, a := range arrs {
+		a.Release()
+	}
+	w.rows = 0
+	return rec
 }
 
 // Flush writes the buffered rows as one part: to a temporary file, synced,
@@ -127,9 +256,8 @@ func (w *Writer) Flush() error {
 	if w.rows == 0 {
 		return nil
 	}
-	rec := w.bld.NewRecordBatch()
+	rec := w.record()
 	defer rec.Release()
-	w.rows = 0
 	for {
 		w.seq++
 		name := fmt.Sprintf("%s%s-%06d%s", PartPrefix, w.name, w.seq, PartExt)
@@ -145,13 +273,11 @@ func (w *Writer) Flush() error {
 	}
 }
 
-// WritePart writes one record batch as a part named name in dir, atomically.
+// WritePart writes one record batch as a part named name in dir,
+// atomically (through a temporary file and a rename, which replaces an
+// existing part of that name).
 func WritePart(dir, name string, rec arrow.RecordBatch, meta map[string]string) error {
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithMaxRowGroupLength(1<<20),
-	)
+	props := writerProps(nil)
 	return writePart(dir, name, rec.Schema(), rec, props, meta)
 }
 

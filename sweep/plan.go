@@ -24,6 +24,7 @@ type Plan struct {
 	Shard        Shard
 	Stale        map[string]int64 // rows per other engine version found
 	Bad          []*dataset.CorruptError
+	FailedParts  []string // parts holding failed rows of this engine version
 	first        []int64 // first few combination indexes, for display
 }
 
@@ -57,6 +58,9 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 		id, err := ParseID(e.ID)
 		if err != nil {
 			return
+		}
+		if e.Failed && (len(pl.FailedParts) == 0 || pl.FailedParts[len(pl.FailedParts)-1] != e.Part) {
+			pl.FailedParts = append(pl.FailedParts, e.Part)
 		}
 		k := id.Key()
 		if prevFailed, ok := status[k]; ok && !prevFailed {

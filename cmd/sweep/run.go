@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ type runOptions struct {
 	Progress      string
 	ProgressEvery time.Duration
 	Quiet         bool
+	KeepWork      bool
+	CPUProfile    string
 }
 
 func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error {
@@ -43,6 +46,8 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", 5*time.Second, "interval of progress lines")
 	fs.BoolVar(&o.Quiet, "quiet", false, "print no summary")
+	fs.BoolVar(&o.KeepWork, "keep-work", false, "engine = \"command\": keep every point's work folder (<dataset>/_work/), not only failed ones")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) to `file`")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return handleHelp(fs, err)
@@ -70,11 +75,22 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	if err != nil {
 		return err
 	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return usageErr("--cpuprofile: " + err.Error())
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	resume := "sweep " + strings.Join(append([]string{"run"}, args...), " ")
 	res, err := sweep.Run(ctx, s, sweep.RunOptions{
 		Out: o.Out, Jobs: o.Jobs, Shard: sh, RetryFailed: o.RetryFailed, Force: o.Force,
 		FlushRows: o.FlushRows, FlushEvery: o.FlushEvery, Discard: o.Discard,
-		Progress: prog, Log: stderr, ToolVersion: version, Resume: resume,
+		Progress: prog, Log: stderr, ToolVersion: version, Resume: resume, KeepWork: o.KeepWork,
 	})
 	if res != nil && !o.Quiet {
 		summary(stdout, s, res, o.Discard)

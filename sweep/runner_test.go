@@ -1,0 +1,263 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/sweep-dse/sweep/dataset"
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// fakeEngine squares x; it fails points with x%failEvery == 0 while failing
+// is set.
+type fakeEngine struct {
+	version   string
+	failing   atomic.Bool
+	failEvery int64
+}
+
+func (f *fakeEngine) Name() string    { return "fake" }
+func (f *fakeEngine) Version() string { return f.version }
+func (f *fakeEngine) Params() []engine.Param {
+	return []engine.Param{{Name: "x", Kind: engine.Int, Default: engine.IntV(0)}, {Name: "seed", Kind: engine.Int, Default: engine.IntV(1)}}
+}
+func (f *fakeEngine) Metrics() []engine.Field {
+	return []engine.Field{{Name: "y", Kind: engine.Int}, {Name: "half", Kind: engine.Float}}
+}
+func (f *fakeEngine) Resolve(dir string, p []engine.Value) error {
+	for i, pr := range f.Params() {
+		if !p[i].IsSet() {
+			p[i] = pr.Default
+		}
+	}
+	return nil
+}
+func (f *fakeEngine) Evaluate(ctx context.Context, p, out []engine.Value) error {
+	x := p[0].I
+	if f.failing.Load() && x%f.failEvery == 0 {
+		return fmt.Errorf("simulated failure at x = %d", x)
+	}
+	out[0] = engine.IntV(x * x)
+	out[1] = engine.FloatV(float64(x) / 2)
+	return nil
+}
+
+func withFake(t *testing.T, f *fakeEngine) {
+	Engines["fake"] = func(*Study, map[string]any) (engine.Engine, error) { return f, nil }
+	t.Cleanup(func() { delete(Engines, "fake") })
+}
+
+func fakeStudy(t *testing.T, n int) *Study {
+	text := fmt.Sprintf("[study]\nname = \"fake\"\nengine = \"fake\"\n[axes]\nx = {from = 1, to = %d, step = 1}\n", n)
+	s, err := Parse("fake.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// rows reads point_id -> status of a dataset, failing on duplicates.
+func rows(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	parts, _ := dataset.Parts(dir)
+	out := map[string]string{}
+	for _, p := range parts {
+		err := dataset.Scan(context.Background(), p, []string{dataset.ColID, dataset.ColStatus}, func(rec arrow.RecordBatch) error {
+			ids, st := rec.Column(0).(*array.String), rec.Column(1).(*array.String)
+			for i := 0; i < ids.Len(); i++ {
+				if _, dup := out[ids.Value(i)]; dup {
+					t.Fatalf("point %s twice", ids.Value(i))
+				}
+				out[ids.Value(i)] = st.Value(i)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestRetryFailedReplacesRows(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 7}
+	f.failing.Store(true)
+	withFake(t, f)
+	s := fakeStudy(t, 100)
+	dir := t.TempDir()
+	res, err := Run(context.Background(), s, RunOptions{Out: dir, Jobs: 2, FlushRows: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 14 || res.OK != 86 {
+		t.Fatalf("ok %d failed %d", res.OK, res.Failed)
+	}
+	// a plain resume does not rerun failed points
+	res, err = Run(context.Background(), s, RunOptions{Out: dir})
+	if err != nil || res.Ran != 0 || res.Plan.Failed != 14 {
+		t.Fatalf("resume ran %d (failed %d): %v", res.Ran, res.Plan.Failed, err)
+	}
+	f.failing.Store(false)
+	res, err = Run(context.Background(), s, RunOptions{Out: dir, RetryFailed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ran != 14 || res.OK != 14 {
+		t.Fatalf("retry ran %d ok %d", res.Ran, res.OK)
+	}
+	got := rows(t, dir)
+	if len(got) != 100 {
+		t.Fatalf("%d points", len(got))
+	}
+	for id, st := range got {
+		if st != dataset.StatusOK {
+			t.Fatalf("point %s is %s", id, st)
+		}
+	}
+}
+
+func TestFailedRowsCarryTheError(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 10}
+	f.failing.Store(true)
+	withFake(t, f)
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), fakeStudy(t, 30), RunOptions{Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := dataset.Parts(dir)
+	var errs []string
+	for _, p := range parts {
+		dataset.Scan(context.Background(), p, []string{dataset.ColStatus, dataset.ColError, "y"}, func(rec arrow.RecordBatch) error {
+			for i := 0; i < int(rec.NumRows()); i++ {
+				if rec.Column(0).(*array.String).Value(i) == dataset.StatusFailed {
+					errs = append(errs, rec.Column(1).(*array.String).Value(i))
+					if rec.Column(2).IsValid(i) {
+						t.Error("failed row has a metric value")
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if len(errs) != 3 || !strings.HasPrefix(errs[0], "simulated failure at x = ") {
+		t.Fatalf("failed rows: %q", errs)
+	}
+}
+
+func TestEngineVersionChangeKeepsOldRowsApart(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	dir := t.TempDir()
+	s := fakeStudy(t, 20)
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	f.version = "2"
+	var log strings.Builder
+	res, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ran != 20 || len(res.ArchivedOldVersion) != 1 {
+		t.Fatalf("ran %d archived %v", res.Ran, res.ArchivedOldVersion)
+	}
+	if !strings.Contains(log.String(), "model version 1 (now 2)") {
+		t.Fatalf("no message: %s", log.String())
+	}
+	if got := rows(t, dir); len(got) != 20 {
+		t.Fatalf("%d rows in the main folder", len(got))
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "archive", "fake-v1", "*.parquet"))
+	if len(old) != 1 {
+		t.Fatalf("archive: %v", old)
+	}
+}
+
+func TestSecondRunIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	l, _, err := AcquireLock(dir, lockName(All))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	_, err = Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir})
+	var le *LockedError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "in use by another sweep run (pid ") {
+		t.Fatalf("second run: %v", err)
+	}
+	l.Release()
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir}); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+func TestStaleLockIsTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	// a lock file left by a dead process: content but no flock
+	os.WriteFile(filepath.Join(dir, ".lock"), []byte("pid 999999 on elsewhere since 2020-01-01T00:00:00Z\n"), 0o644)
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	var log strings.Builder
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "taking over a lock left by a run") || !strings.Contains(log.String(), "pid 999999") {
+		t.Fatalf("log: %s", log.String())
+	}
+}
+
+func TestCorruptPartIsQuarantined(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	dir := t.TempDir()
+	s := fakeStudy(t, 50)
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, FlushRows: 10}); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := dataset.Parts(dir)
+	before := len(rows(t, dir))
+	os.Rename(parts[1], parts[1]+".aside")
+	inPart := int64(before - len(rows(t, dir)))
+	os.Rename(parts[1]+".aside", parts[1])
+	data, _ := os.ReadFile(parts[1])
+	os.WriteFile(parts[1], data[:len(data)/2], 0o644) // truncated
+	var log strings.Builder
+	res, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Quarantined) != 1 || res.Ran != inPart || inPart == 0 {
+		t.Fatalf("quarantined %v, ran %d", res.Quarantined, res.Ran)
+	}
+	if !strings.Contains(log.String(), "moved to") {
+		t.Fatalf("log: %s", log.String())
+	}
+	if got := rows(t, dir); len(got) != 50 {
+		t.Fatalf("%d rows", len(got))
+	}
+}
+
+func TestInterruptedRunSaysHowToResume(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, fakeStudy(t, 5), RunOptions{Out: t.TempDir(), Resume: "sweep run fake.toml"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var ir *Interrupted
+	if errors.As(err, &ir) && !strings.Contains(err.Error(), "resume with: sweep run fake.toml") {
+		t.Fatalf("%v", err)
+	}
+}
