@@ -25,7 +25,7 @@ type Plan struct {
 	Stale        map[string]int64 // rows per other engine version found
 	Bad          []*dataset.CorruptError
 	FailedParts  []string // parts holding failed rows of this engine version
-	first        []int64 // first few combination indexes, for display
+	first        []int64  // first few combination indexes, for display
 }
 
 // PlanOptions tunes Expand.
