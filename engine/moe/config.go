@@ -6,13 +6,19 @@ import "github.com/sweep-dse/sweep/engine"
 // named otherwise.
 type config struct {
 	dModel, nHeads, nKV, headDim, nLayers, vocab, dFF, tp int64
-	gated                                                 bool // swiglu: 3 matrices
+	qLoRA, kvLoRA, qkNope, qkRope, vHead                  int64 // MLA; kvLoRA = 0: GQA
+	ffnKind                                               string
+	gated                                                 bool // swiglu, geglu: 3 matrices
 	E, K                                                  int64
 	dFFE                                                  int64
 	capacity                                              float64
-	shared, dFFShared, denseLayers                        int64
-	biases                                                bool
+	shared, dFFShared, denseLayers, moeFreq               int64
+	sharedGate                                            bool
+	qkvBias, outBias, ffnBias, routerBias, headBias       bool
 	norm                                                  string
+	normsPerLayer                                         int64
+	qkNorm                                                string
+	sinks                                                 bool
 	tied                                                  bool
 	dtype                                                 int64
 
@@ -42,10 +48,15 @@ func (e *Engine) config(p []engine.Value) config {
 	c := config{
 		dModel: p[pDModel].I, nHeads: p[pNHeads].I, nKV: p[pNKVHeads].I, headDim: p[pHeadDim].I,
 		nLayers: p[pNLayers].I, vocab: p[pVocab].I, dFF: p[pDFF].I, tp: p[pTP].I,
-		gated: p[pFFN].S == "swiglu",
-		E:     p[pNumExperts].I, K: p[pTopK].I, dFFE: p[pDFFExpert].I, capacity: p[pCapacity].F,
-		shared: p[pSharedExperts].I, dFFShared: p[pDFFShared].I, denseLayers: p[pDenseLayers].I,
-		biases: p[pBiases].Bool(), norm: p[pNorm].S, tied: p[pTied].Bool(), dtype: p[pDtypeBytes].I,
+		qLoRA: p[pQLoRA].I, kvLoRA: p[pKVLoRA].I, qkNope: p[pQKNope].I, qkRope: p[pQKRope].I, vHead: p[pVHeadDim].I,
+		ffnKind: p[pFFN].S, gated: p[pFFN].S != "gelu",
+		E: p[pNumExperts].I, K: p[pTopK].I, dFFE: p[pDFFExpert].I, capacity: p[pCapacity].F,
+		shared: p[pSharedExperts].I, dFFShared: p[pDFFShared].I, sharedGate: p[pSharedGate].Bool(),
+		denseLayers: p[pDenseLayers].I, moeFreq: p[pMoEFreq].I,
+		qkvBias: p[pQKVBias].Bool(), outBias: p[pOutBias].Bool(), ffnBias: p[pFFNBias].Bool(),
+		routerBias: p[pRouterBias].Bool(), headBias: p[pHeadBias].Bool(),
+		norm: p[pNorm].S, normsPerLayer: p[pNormsPerLayer].I, qkNorm: p[pQKNorm].S, sinks: p[pSinks].Bool(),
+		tied: p[pTied].Bool(), dtype: p[pDtypeBytes].I,
 
 		clockMHz: p[pClockMHz].F, H: p[pArrayH].I, W: p[pArrayW].I, arrays: p[pArrays].I,
 		sramBytes: p[pSRAMKB].I * 1024, vUnits: p[pVectorUnits].I, vWidth: p[pVectorWidth].I,
@@ -65,7 +76,7 @@ func (e *Engine) config(p []engine.Value) config {
 }
 
 // ffnMatrices is the number of weight matrices of one FFN: 2 for GELU
-// (FC1, FC2), 3 for SwiGLU (gate, up, down).
+// (FC1, FC2), 3 for the gated SwiGLU and GeGLU (gate, up, down).
 func (c *config) ffnMatrices() int64 {
 	if c.gated {
 		return 3
@@ -74,5 +85,22 @@ func (c *config) ffnMatrices() int64 {
 }
 
 // hiddenActs is the number of d_ff-wide activation vectors an FFN keeps per
-// token: GELU 2 (FC1 output, GELU output), SwiGLU 3 (gate, up, product).
+// token: GELU 2 (FC1 output, GELU output), gated 3 (gate, up, product).
 func (c *config) hiddenActs() int64 { return c.ffnMatrices() }
+
+// mla reports whether attention is multi-head latent attention.
+func (c *config) mla() bool { return c.kvLoRA > 0 }
+
+// moeLayers is the number of MoE layers: layers i in [dense_layers, n_layers)
+// with i mod moe_layer_freq = 0 (none without experts).
+func (c *config) moeLayers() int64 { return moeLayerCount(c.nLayers, c.denseLayers, c.moeFreq, c.E) }
+
+// moeLayerCount counts the layers i in [dense, layers) with i mod freq = 0,
+// or 0 when experts = 0.
+func moeLayerCount(layers, dense, freq, experts int64) int64 {
+	if experts <= 0 || dense >= layers || freq < 1 {
+		return 0
+	}
+	// multiples of freq in [dense, layers-1]
+	return (layers-1)/freq - (dense+freq-1)/freq + 1
+}

@@ -29,7 +29,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "1"
+const Version = "2"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {
@@ -74,22 +74,20 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	moe := c.E > 0
 	moeLayers := int64(0)
 	if moe {
-		moeLayers = c.nLayers - c.denseLayers
+		moeLayers = c.moeLayers()
 	}
 	denseLayers := c.nLayers - moeLayers
 
 	// stage A: LayerNorm + QKV
 	var qkv tally
-	qOut := ceilDiv(c.nHeads, c.tp) * c.headDim
-	kvOut := ceilDiv(c.nKV, c.tp) * c.headDim
 	c.vector(&qkv, c.batch*d, c.batch*d, c.batch*d, costNorm)
-	c.gemm(&qkv, c.batch, d, qOut+2*kvOut)
+	c.qkvProjection(&qkv)
 	// stage B: attention
 	var attn tally
 	c.attention(&attn, chans[:min(c.channels, int64(len(chans)))])
 	// projection, two residual adds, LayerNorm
 	var proj tally
-	c.gemm(&proj, c.batch, qOut, d)
+	c.outProjection(&proj)
 	c.vector(&proj, c.batch*d, 2*c.batch*d, c.batch*d, costAdd)
 	c.vector(&proj, c.batch*d, c.batch*d, c.batch*d, costNorm)
 	c.vector(&proj, c.batch*d, 2*c.batch*d, c.batch*d, costAdd)
@@ -117,7 +115,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		}
 		c.vector(&experts, st.assigned*d, st.assigned*d, c.batch*d, costAdd)
 		if c.shared > 0 {
-			c.ffn(&shared, c.batch, c.shared*c.dFFShared)
+			c.sharedExperts(&shared)
 		}
 		// act_bytes_moe = Σ_e tokens_e·(d + h·d_ff_expert)·dtype: each expert's
 		// input slice and its h hidden vectors, for the tokens routed to it
@@ -240,15 +238,21 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	out[mUtilization] = F(float64(macs) / (float64(total) * peak))
 	out[mRoofline] = F(roof / hz)
 	out[mBound] = engine.StringV(bound)
+	out[mMoELayers] = I(moeLayers)
+	out[mParamsLayerDense] = I(k.layerDense)
+	out[mKVBytesPerToken] = I(c.nLayers * c.kvCacheWidth() * c.dtype)
 }
 
 // ffn adds one FFN over T tokens with hidden width w: FC1 [T,d]×[d,w]
-// (SwiGLU: gate and up fused, [d,2w]), the activation over T·w elements
-// (SwiGLU: T·w products too), and FC2 [T,w]×[w,d].
+// (gated FFNs: two such GEMMs, gate and up, so three GEMMs in all), the
+// activation over T·w elements (gated: T·w products too), and FC2
+// [T,w]×[w,d].
 func (c *config) ffn(t *tally, T, w int64) {
 	d := c.dModel
 	m := c.ffnMatrices() - 1
-	c.gemm(t, T, d, m*w)
+	for range m {
+		c.gemm(t, T, d, w)
+	}
 	c.vector(t, m*T*w, m*T*w, T*w, costAct)
 	c.gemm(t, T, w, d)
 }

@@ -127,15 +127,25 @@ func newJSONReader(path string) (*jsonReader, error) {
 	return &jsonReader{path: path, data: data, m: m}, nil
 }
 
-// LoadModelConfig reads a NeuPIMs model-config JSON (model_n_embd,
-// model_n_head, model_n_layer, model_vocab_size, n_tp, and the MoE fork's
-// num_experts, experts_per_token, moe_ffn_scaling, expert_capacity_factor,
-// expert_cache_size, expert_load_latency, moe_enable_double_buffering) and
-// returns the parameter values it sets.
+// LoadModelConfig reads a model config JSON and returns the parameter values
+// it sets. A file with a model_type key is a Hugging Face config.json (see
+// HFModelTypes for the supported types); any other file is a NeuPIMs model
+// config (model_n_embd, model_n_head, model_n_layer, model_vocab_size, n_tp,
+// and the MoE fork's num_experts, experts_per_token, moe_ffn_scaling,
+// expert_capacity_factor, expert_cache_size, expert_load_latency,
+// moe_enable_double_buffering).
 func LoadModelConfig(path string) (map[string]engine.Value, error) {
 	r, err := newJSONReader(path)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := r.m["model_type"]; ok {
+		return loadHFConfig(r)
+	}
+	if _, ok := r.m["model_n_embd"]; !ok {
+		if _, hf := r.m["hidden_size"]; hf {
+			return nil, &engine.FileError{Path: path, Msg: "looks like a Hugging Face config.json but has no model_type; supported model_type values: " + strings.Join(HFModelTypes(), ", ")}
+		}
 	}
 	out := map[string]engine.Value{}
 	var missing []string

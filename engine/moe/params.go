@@ -14,6 +14,11 @@ const (
 	pNHeads
 	pNKVHeads
 	pHeadDim
+	pQLoRA
+	pKVLoRA
+	pQKNope
+	pQKRope
+	pVHeadDim
 	pNLayers
 	pVocab
 	pDFF
@@ -26,9 +31,19 @@ const (
 	pCapacity
 	pSharedExperts
 	pDFFShared
+	pSharedGate
 	pDenseLayers
+	pMoEFreq
 	pBiases
+	pQKVBias
+	pOutBias
+	pFFNBias
+	pRouterBias
+	pHeadBias
 	pNorm
+	pNormsPerLayer
+	pQKNorm
+	pSinks
 	pTied
 	pDtypeBytes
 	// hardware
@@ -64,9 +79,10 @@ const (
 
 // Enumerated values of string parameters.
 var (
-	ffnKinds     = []string{"gelu", "swiglu"}
+	ffnKinds     = []string{"gelu", "swiglu", "geglu"}
 	scalingModes = []string{"balanced", "compute", "capacity"}
-	normKinds    = []string{"none", "layernorm", "rmsnorm"}
+	normKinds    = []string{"none", "layernorm", "layernorm_nobias", "rmsnorm"}
+	qkNormKinds  = []string{"none", "head", "full"}
 	routingKinds = []string{"uniform", "zipf", "trace"}
 )
 
@@ -76,6 +92,10 @@ func ip(name, unit, doc string, def int64) engine.Param {
 
 func ipDerived(name, unit, doc string) engine.Param {
 	return engine.Param{Name: name, Kind: engine.Int, Unit: unit, Doc: doc}
+}
+
+func bpDerived(name, doc string) engine.Param {
+	return engine.Param{Name: name, Kind: engine.Bool, Doc: doc}
 }
 
 func fp(name, unit, doc string, def float64) engine.Param {
@@ -98,16 +118,21 @@ func filep(name, doc string) engine.Param {
 // other parameters are Unset and filled by Resolve.
 var paramTable = [nParams]engine.Param{
 	pModel:         sp("model", "model preset (see `sweep models`); \"custom\" = the parameters below", "custom", nil),
-	pModelConfig:   filep("model_config", "NeuPIMs model-config JSON (MoE fork fields accepted); its values fill unset model parameters"),
+	pModelConfig:   filep("model_config", "model config JSON: a Hugging Face config.json (detected by its model_type) or a NeuPIMs model config (MoE fork fields accepted); its values fill unset model parameters"),
 	pDModel:        ip("d_model", "", "hidden size", 4096),
 	pNHeads:        ip("n_heads", "", "attention (query) heads", 32),
-	pNKVHeads:      ipDerived("n_kv_heads", "", "key/value heads (GQA); unset = n_heads"),
-	pHeadDim:       ipDerived("head_dim", "", "dimension of one head; unset = d_model / n_heads"),
+	pNKVHeads:      ipDerived("n_kv_heads", "", "key/value heads (GQA); unset = n_heads (= n_heads under MLA)"),
+	pHeadDim:       ipDerived("head_dim", "", "dimension of one query/key head; unset = d_model / n_heads (MLA: qk_nope_head_dim + qk_rope_head_dim)"),
+	pQLoRA:         ip("q_lora_rank", "", "MLA query compression rank; 0 = queries projected directly from d_model", 0),
+	pKVLoRA:        ip("kv_lora_rank", "", "MLA key/value latent rank; 0 = standard multi-head / grouped-query attention, > 0 = multi-head latent attention", 0),
+	pQKNope:        ipDerived("qk_nope_head_dim", "", "MLA per-head query/key dimension without rotary embedding; unset = d_model / n_heads (0 without MLA)"),
+	pQKRope:        ipDerived("qk_rope_head_dim", "", "MLA per-head rotary query/key dimension, one rotary key shared by all heads; unset = 64 (0 without MLA)"),
+	pVHeadDim:      ipDerived("v_head_dim", "", "MLA per-head value dimension; unset = qk_nope_head_dim (0 without MLA)"),
 	pNLayers:       ip("n_layers", "", "transformer layers", 32),
 	pVocab:         ip("vocab_size", "", "vocabulary size", 50304),
-	pDFF:           ipDerived("d_ff", "", "dense FFN width; unset = 4 * d_model"),
+	pDFF:           ipDerived("d_ff", "", "dense FFN width (dense layers; the comparison FFN of MoE layers); unset = 4 * d_model"),
 	pTP:            ip("tp", "", "tensor-parallel degree: attention and dense FFN are split over tp devices; experts are not", 1),
-	pFFN:           sp("ffn", "FFN kind: gelu (2 matrices) or swiglu (3 matrices, gated)", "gelu", ffnKinds),
+	pFFN:           sp("ffn", "FFN kind: gelu (2 matrices: up, down), swiglu or geglu (3 matrices: gate, up, down; SiLU- or GELU-gated)", "gelu", ffnKinds),
 	pNumExperts:    ip("num_experts", "", "routed experts per MoE layer; 0 = dense FFN", 0),
 	pTopK:          ipDerived("top_k", "", "experts per token; unset = min(2, num_experts)"),
 	pScaling:       sp("moe_ffn_scaling", "expert width rule: balanced d_ff/E, compute d_ff/sqrt(E), capacity d_ff (rounded down, at least 1)", "balanced", scalingModes),
@@ -115,9 +140,19 @@ var paramTable = [nParams]engine.Param{
 	pCapacity:      fp("capacity_factor", "", "expert capacity = ceil(capacity_factor * batch * top_k / num_experts) tokens; 0 = dropless", 0),
 	pSharedExperts: ip("shared_experts", "", "always-active shared experts per MoE layer", 0),
 	pDFFShared:     ipDerived("d_ff_shared", "", "width of one shared expert; unset = d_ff_expert"),
+	pSharedGate:    bp("shared_expert_gate", "a sigmoid gate d_model -> 1 scales the shared experts' output (Qwen-MoE)", false),
 	pDenseLayers:   ip("dense_layers", "", "leading layers with a dense FFN before the MoE layers", 0),
-	pBiases:        bp("biases", "linear layers carry biases (attention, FFN, experts)", false),
-	pNorm:          sp("norm", "per-layer norms (two per layer plus a final one): none, layernorm (weight+bias), rmsnorm (weight)", "none", normKinds),
+	pMoEFreq:       ip("moe_layer_freq", "", "after the dense layers, layer i (from 0) is MoE when i mod moe_layer_freq = 0, else dense", 1),
+	pBiases:        bp("biases", "linear layers carry biases: the default of qkv_bias, out_bias and ffn_bias", false),
+	pQKVBias:       bpDerived("qkv_bias", "Q, K, V projections carry biases; unset = biases"),
+	pOutBias:       bpDerived("out_bias", "attention output projection carries a bias; unset = biases"),
+	pFFNBias:       bpDerived("ffn_bias", "FFN and expert matrices carry biases; unset = biases"),
+	pRouterBias:    bp("router_bias", "the router carries one bias per expert (gpt-oss bias; DeepSeek-V3 score-correction bias)", false),
+	pHeadBias:      bp("lm_head_bias", "the LM head carries a bias of vocab_size", false),
+	pNorm:          sp("norm", "per-layer and final norms: none, layernorm (weight+bias), layernorm_nobias or rmsnorm (weight)", "none", normKinds),
+	pNormsPerLayer: ip("norms_per_layer", "", "norms of width d_model per layer (2 pre-norms; 4 with post-norms as in Grok-1)", 2),
+	pQKNorm:        sp("qk_norm", "RMSNorm of queries and keys: none, head (one head_dim weight each for Q and K, Qwen3), full (over all heads: (n_heads + n_kv_heads)*head_dim weights, OLMoE)", "none", qkNormKinds),
+	pSinks:         bp("attn_sinks", "one learned attention-sink logit per head and layer (gpt-oss)", false),
 	pTied:          bp("tied_embeddings", "LM head shares the input embedding matrix", false),
 	pDtypeBytes:    ip("dtype_bytes", "B", "bytes per weight and activation value (2 = fp16)", 2),
 

@@ -171,6 +171,8 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	}
 	topKGiven := p[pTopK].IsSet()
 	dffeGiven := p[pDFFExpert].IsSet()
+	qLoRAGiven := p[pQLoRA].IsSet()
+	qkNormGiven := p[pQKNorm].IsSet()
 	// plain defaults
 	for i := range p {
 		if !p[i].IsSet() && paramTable[i].Default.IsSet() {
@@ -178,6 +180,14 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		}
 	}
 	// derived defaults
+	for _, i := range []int{pQKVBias, pOutBias, pFFNBias} {
+		if !p[i].IsSet() {
+			p[i] = p[pBiases]
+		}
+	}
+	if err := resolveAttention(p, qLoRAGiven, qkNormGiven); err != nil {
+		return err
+	}
 	if !p[pNKVHeads].IsSet() {
 		p[pNKVHeads] = p[pNHeads]
 	}
@@ -209,6 +219,9 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		p[pDFFExpert] = engine.IntV(0)
 		p[pDFFShared] = engine.IntV(0)
 		p[pScaling] = engine.StringV("balanced")
+		p[pSharedGate] = engine.BoolV(false)
+		p[pRouterBias] = engine.BoolV(false)
+		p[pMoEFreq] = engine.IntV(1)
 	} else {
 		if !topKGiven {
 			p[pTopK] = engine.IntV(min(2, E))
@@ -251,6 +264,73 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	return nil
 }
 
+// resolveAttention completes the attention kind. With kv_lora_rank > 0
+// (multi-head latent attention) it fills qk_nope_head_dim (unset = d_model /
+// n_heads), qk_rope_head_dim (unset = 64) and v_head_dim (unset =
+// qk_nope_head_dim), sets head_dim = qk_nope_head_dim + qk_rope_head_dim and
+// n_kv_heads = n_heads (the latent is shared by all heads; KV heads have no
+// meaning); QK-norm does not apply. Without MLA the MLA fields are 0 and
+// must not be given otherwise.
+func resolveAttention(p []engine.Value, qLoRAGiven, qkNormGiven bool) error {
+	if p[pKVLoRA].I < 0 {
+		return perr(pKVLoRA, p[pKVLoRA], "must be 0 (no MLA) or positive")
+	}
+	if p[pKVLoRA].I == 0 {
+		for _, i := range []int{pQKNope, pQKRope, pVHeadDim} {
+			if p[i].IsSet() && p[i].I != 0 {
+				return perr(i, p[i], "needs kv_lora_rank >= 1 (multi-head latent attention)")
+			}
+			p[i] = engine.IntV(0)
+		}
+		if qLoRAGiven && p[pQLoRA].I != 0 {
+			return perr(pQLoRA, p[pQLoRA], "needs kv_lora_rank >= 1 (multi-head latent attention)")
+		}
+		p[pQLoRA] = engine.IntV(0)
+		return nil
+	}
+	if h := p[pNHeads].I; h < 1 {
+		return perr(pNHeads, p[pNHeads], "must be at least 1")
+	}
+	if p[pQLoRA].I < 0 {
+		return perr(pQLoRA, p[pQLoRA], "must be 0 (no query compression) or positive")
+	}
+	if qkNormGiven && p[pQKNorm].S != "none" {
+		return perr(pQKNorm, p[pQKNorm], "does not apply to multi-head latent attention (kv_lora_rank > 0)")
+	}
+	p[pQKNorm] = engine.StringV("none")
+	if !p[pQKNope].IsSet() {
+		if p[pDModel].I%p[pNHeads].I != 0 {
+			return perr(pNHeads, p[pNHeads], "does not divide d_model = %d; set qk_nope_head_dim", p[pDModel].I)
+		}
+		p[pQKNope] = engine.IntV(p[pDModel].I / p[pNHeads].I)
+	}
+	if !p[pQKRope].IsSet() {
+		p[pQKRope] = engine.IntV(64)
+	}
+	if !p[pVHeadDim].IsSet() {
+		p[pVHeadDim] = p[pQKNope]
+	}
+	if p[pQKNope].I < 1 {
+		return perr(pQKNope, p[pQKNope], "must be at least 1")
+	}
+	if p[pQKRope].I < 0 {
+		return perr(pQKRope, p[pQKRope], "must be at least 0")
+	}
+	if p[pVHeadDim].I < 1 {
+		return perr(pVHeadDim, p[pVHeadDim], "must be at least 1")
+	}
+	hd := p[pQKNope].I + p[pQKRope].I
+	if p[pHeadDim].IsSet() && p[pHeadDim].I != hd {
+		return perr(pHeadDim, p[pHeadDim], "under multi-head latent attention head_dim is qk_nope_head_dim + qk_rope_head_dim = %d", hd)
+	}
+	p[pHeadDim] = engine.IntV(hd)
+	if p[pNKVHeads].IsSet() && p[pNKVHeads].I != p[pNHeads].I {
+		return perr(pNKVHeads, p[pNKVHeads], "has no meaning under multi-head latent attention; leave it unset")
+	}
+	p[pNKVHeads] = p[pNHeads]
+	return nil
+}
+
 // expertWidth is d_ff_expert from the scaling mode, rounded down and at
 // least 1: balanced floor(d_ff/E), compute floor(d_ff/sqrt(E)), capacity d_ff.
 // (The NeuPIMs MoE fork divides by floor(sqrt(E)) instead; the two agree when
@@ -286,7 +366,7 @@ func validate(p []engine.Value) error {
 		lo int64
 	}{
 		{pDModel, 1}, {pNHeads, 1}, {pNKVHeads, 1}, {pHeadDim, 1}, {pNLayers, 1}, {pVocab, 1},
-		{pDFF, 1}, {pTP, 1}, {pSharedExperts, 0}, {pDenseLayers, 0}, {pDtypeBytes, 1},
+		{pDFF, 1}, {pTP, 1}, {pSharedExperts, 0}, {pDenseLayers, 0}, {pMoEFreq, 1}, {pNormsPerLayer, 0}, {pDtypeBytes, 1},
 		{pArrayH, 1}, {pArrayW, 1}, {pArrays, 1}, {pSRAMKB, 0}, {pVectorUnits, 1}, {pVectorWidth, 1},
 		{pHBMChannels, 1}, {pPIMGwrite, 0}, {pPIMGemv, 0}, {pLinkLatency, 0}, {pResident, 0},
 		{pBatch, 1}, {pSeqLen, 1},

@@ -101,20 +101,24 @@ const (
 // length s sits in one channel; per request:
 //
 //	logits  = ceil(q_width/512)·(gwrite + ceil(s/32)·gemv)      [cycles]
-//	attend  = heads·ceil(s/512)·(gwrite + ceil(head_dim/32)·gemv) [cycles]
+//	attend  = heads·ceil(s/512)·(gwrite + ceil(v_dim/32)·gemv) [cycles]
 //
-// where q_width = heads·head_dim and heads = n_heads/tp on this device
-// (a page holds 512 values; one COMPS+READRES tile covers 32 keys). Channels
-// work in parallel, so the stage takes the busiest channel's sum, plus the
-// softmax on the NPU vector units over heads·s scores.
+// where q_width = heads·qk_dim and heads = n_heads/tp on this device
+// (a page holds 512 values; one COMPS+READRES tile covers 32 keys); qk_dim
+// and v_dim are the per-head score and value widths of attnShape (head_dim
+// for grouped-query attention). Channels work in parallel, so the stage
+// takes the busiest channel's sum, plus the softmax on the NPU vector units
+// over heads·(s + 1 with attention sinks) scores.
 //
-// Without PIM the NPU streams the KV cache from HBM: bytes = Σ 2·s·kv_width
-// ·dtype_bytes (kv_width = n_kv_heads·head_dim/tp), as a memory-bound GEMV.
+// Without PIM the NPU streams the KV cache from HBM: bytes = Σ s·kv_width
+// ·dtype_bytes (kv_width = the cached elements per token on this device,
+// 2·n_kv_heads·head_dim/tp for grouped-query attention), as a memory-bound
+// GEMV of Σ s·heads·(qk_dim + v_dim) MACs.
 func (c *config) attention(t *tally, chanLoad []int64) {
 	heads := ceilDiv(c.nHeads, c.tp)
 	kvHeads := ceilDiv(c.nKV, c.tp)
-	qWidth := heads * c.headDim
-	kvWidth := kvHeads * c.headDim
+	qkDim, vDim, kvWidth := c.attnShape(kvHeads)
+	qWidth := heads * qkDim
 	var scores, kvBytes, macs int64
 	for i := range chanLoad {
 		chanLoad[i] = 0
@@ -136,12 +140,12 @@ func (c *config) attention(t *tally, chanLoad []int64) {
 				ch = 0
 			}
 		}
-		scores += heads * s
-		kvBytes += 2 * s * kvWidth * c.dtype
-		macs += 2 * s * qWidth
+		scores += heads * (s + b2i(c.sinks))
+		kvBytes += s * kvWidth * c.dtype
+		macs += s * heads * (qkDim + vDim)
 		if c.pim {
 			logits := ceilDiv(qWidth, 512) * (c.gwrite + ceilDiv(s, 32)*c.gemv)
-			attend := heads * ceilDiv(s, 512) * (c.gwrite + ceilDiv(c.headDim, 32)*c.gemv)
+			attend := heads * ceilDiv(s, 512) * (c.gwrite + ceilDiv(vDim, 32)*c.gemv)
 			chanLoad[ch] += logits + attend
 		}
 	}
