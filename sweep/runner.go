@@ -32,6 +32,7 @@ type RunOptions struct {
 	Log         io.Writer     // messages; nil = discard
 	ToolVersion string        // stored in part metadata
 	Resume      string        // the command that resumes, for messages
+	KeepWork    bool          // keep the work folders of successful points (external engines)
 }
 
 // Result summarises a run.
@@ -125,6 +126,11 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 				logf("note: %d rows of %s model version %s (now %s) moved to %s; they are kept apart, not mixed with this run", n, s.Engine.Name(), v, s.Engine.Version(), filepath.Join(o.Out, "archive"))
 			}
 		}
+	}
+	// engines that run programs get a work folder per point under the
+	// dataset (the leading underscore keeps dataset readers out of it)
+	if wd, ok := s.Engine.(interface{ SetWorkDir(dir string, keep bool) }); ok && !o.Discard {
+		wd.SetWorkDir(filepath.Join(o.Out, "_work"), o.KeepWork)
 	}
 	total := int64(len(pl.Pending))
 	if pl.Done > 0 || pl.Failed > 0 {

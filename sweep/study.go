@@ -17,6 +17,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/engine/command"
 	"github.com/sweep-dse/sweep/engine/moe"
 )
 
@@ -68,7 +69,36 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 // Engines maps an engine name to its constructor. A constructor may read
 // engine-specific tables of the study file from raw.
 var Engines = map[string]func(s *Study, raw map[string]any) (engine.Engine, error){
-	moe.Name: func(*Study, map[string]any) (engine.Engine, error) { return moe.New(), nil },
+	moe.Name:     func(*Study, map[string]any) (engine.Engine, error) { return moe.New(), nil },
+	command.Name: commandEngine,
+}
+
+// commandEngine builds the external-program engine from the study's
+// [command], [params] and [metrics] tables; its key errors become
+// InputErrors at the key's line.
+func commandEngine(s *Study, raw map[string]any) (engine.Engine, error) {
+	eng, err := command.New(command.Source{
+		Tables: raw,
+		Dir:    s.Dir,
+		Order: func(path []string, m map[string]any) []string {
+			return orderedKeys(s.Text, strings.Join(path, "."), m)
+		},
+	})
+	var ke *command.KeyError
+	if errors.As(err, &ke) {
+		line := 0
+		if ke.Path[0] == "zip" {
+			line = locate(s.Text, ke.Path)
+		}
+		for i := len(ke.Path) - 1; i >= 1 && line == 0; i-- {
+			line = locate(s.Text, []string{strings.Join(ke.Path[:i], "."), ke.Path[i]})
+		}
+		if line == 0 {
+			line = locate(s.Text, ke.Path[:1])
+		}
+		return nil, &InputError{File: s.Path, Line: line, Key: strings.Join(ke.Path, "."), Msg: ke.Msg}
+	}
+	return eng, err
 }
 
 // Load reads and validates a study file. Every problem is an *InputError
@@ -98,9 +128,9 @@ func Parse(path, text string) (*Study, error) {
 	}
 	for k := range raw {
 		switch k {
-		case "study", "base", "axes", "zip", "command", "metrics":
+		case "study", "base", "axes", "zip", "command", "metrics", "params":
 		default:
-			return nil, fail([]string{k}, "unknown table or key (known: study, base, axes, zip, command, metrics)")
+			return nil, fail([]string{k}, "unknown table or key (known: study, base, axes, zip, command, metrics, params)")
 		}
 	}
 	st, ok := raw["study"].(map[string]any)
@@ -197,6 +227,9 @@ func Parse(path, text string) (*Study, error) {
 	}
 	if _, ok := raw["metrics"]; ok && engineName == moe.Name {
 		return nil, fail([]string{"metrics"}, "[metrics] is for engine = \"command\"; the embedded engine's metrics are fixed")
+	}
+	if _, ok := raw["params"]; ok && engineName == moe.Name {
+		return nil, fail([]string{"params"}, "[params] is for engine = \"command\"; see `sweep params` for the embedded engine's")
 	}
 	s.Engine = eng
 	params := eng.Params()

@@ -1,0 +1,432 @@
+// Package command is an engine that runs an external simulator program once
+// per point — the real NeuPIMs binary, a script, any cycle-level simulator —
+// and reads its metrics from what the program writes.
+//
+// A study declares the program in its [command] table: binary (a path, or a
+// list [program, fixed arguments...]), workdir, args (each argument a Go
+// text/template over the point's parameters), files rendered into the
+// point's work folder, env, a timeout per point, the accepted exit statuses,
+// and a reader: "json" (the last JSON object printed on stdout), "regex"
+// (named groups over stdout) or "neupims" (NeuPIMs' _summary.tsv, or its
+// per-stage SA_stage_*.tsv / PIM_stage_*.tsv files). Parameters are
+// declared in [params] or inferred from the values the study gives in
+// [base], [axes] and [[zip]]; the json and regex readers' metrics are
+// declared in [metrics], so the dataset stays typed. preset = "neupims"
+// fills in NeuPIMs' command line, its model-config JSON (with the MoE
+// fork's fields) and its reader.
+//
+// No shell is involved: the program is executed with an argument vector, and
+// every rendered argument is exactly one argument, whatever characters a
+// parameter value holds. Each point runs in its own work folder (see
+// SetWorkDir) and its own process group; a timeout or a cancelled context
+// kills the whole group. A failure — a non-accepted exit status, a signal,
+// a timeout, unreadable output — is returned as an error carrying the last
+// lines of stderr and the kept work folder; the runner records it as a
+// failed row and goes on.
+//
+// The model version is a hash of the program file's content, the fixed
+// arguments, every template, the reader's configuration and the files
+// listed in version_files, so rebuilding the simulator or editing a
+// template never mixes old and new results.
+package command
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// Name is the engine's name in study files and datasets.
+const Name = "command"
+
+// Engine runs an external program per point. It is safe for concurrent use.
+type Engine struct {
+	c       *config
+	rd      reader
+	fields  []engine.Field
+	version string
+	env     []string // inherited environment, if any
+
+	mu       sync.Mutex
+	workRoot string // folder holding the points' work folders
+	keep     bool   // keep work folders of successful points
+}
+
+// New builds an engine from a study's tables. Problems with a key of the
+// study are *KeyError.
+func New(src Source) (*Engine, error) {
+	c, err := parseConfig(src)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{c: c}
+	switch c.readerName {
+	case "json":
+		e.rd = &jsonReader{metrics: c.metrics}
+	case "regex":
+		e.rd = &regexReader{metrics: c.metrics, res: c.regex}
+	case "neupims":
+		e.rd = &neupimsReader{}
+	}
+	e.fields = e.rd.fields()
+	if c.inheritEnv {
+		e.env = os.Environ()
+	}
+	v, err := e.computeVersion()
+	if err != nil {
+		return nil, err
+	}
+	e.version = v
+	return e, nil
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return Name }
+
+// Version implements engine.Engine: 16 hex digits of a SHA-256 over the
+// program's content and the study's command configuration.
+func (e *Engine) Version() string { return e.version }
+
+// Params implements engine.Engine: the preset's parameters, then the
+// study's, in file order.
+func (e *Engine) Params() []engine.Param { return e.c.params }
+
+// Metrics implements engine.Engine: the reader's metrics.
+func (e *Engine) Metrics() []engine.Field { return e.fields }
+
+// Program is the absolute path of the program the engine runs.
+func (e *Engine) Program() string { return e.c.binary }
+
+// SetWorkDir sets the folder under which every point gets its own work
+// folder, and whether work folders of successful points are kept. The
+// runner calls it before the first Evaluate with the dataset's folder;
+// without it, work folders go under a temporary folder.
+func (e *Engine) SetWorkDir(dir string, keep bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	e.workRoot, e.keep = dir, keep
+}
+
+func (e *Engine) root() (string, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.workRoot == "" {
+		d, err := os.MkdirTemp("", "sweep-command-")
+		if err != nil {
+			return "", false, err
+		}
+		e.workRoot = d
+	}
+	return e.workRoot, e.keep, nil
+}
+
+// Resolve implements engine.Engine: unset parameters take their declared
+// defaults; a parameter with neither value nor default is an error.
+func (e *Engine) Resolve(dir string, p []engine.Value) error {
+	for i, prm := range e.c.params {
+		if p[i].IsSet() {
+			if p[i].Kind != prm.Kind {
+				return &engine.ParamError{Name: prm.Name, Value: p[i].String(), Msg: fmt.Sprintf("want %s, got %s", prm.Kind, p[i].Kind)}
+			}
+			continue
+		}
+		if !prm.Default.IsSet() {
+			return &engine.ParamError{Name: prm.Name, Msg: "not set: give it a value in [base] or [axes], or a default in [params]"}
+		}
+		p[i] = prm.Default
+	}
+	return nil
+}
+
+// Invocation is a point's rendered command: what Evaluate executes.
+type Invocation struct {
+	Path  string     // program, absolute
+	Args  []string   // argument vector, Args[0] = Path
+	Env   []string   // environment (KEY=value)
+	Dir   string     // working directory of the program
+	Work  string     // the point's work folder
+	Files []FileText // files written into Work before the program starts
+}
+
+// FileText is one rendered file.
+type FileText struct {
+	Path string // relative to the work folder
+	Text string
+}
+
+// Render renders a resolved point's command for the work folder work,
+// writing nothing.
+func (e *Engine) Render(p []engine.Value, work string) (*Invocation, error) {
+	c := e.c
+	data := make(map[string]any, len(p)+3)
+	for i, prm := range c.params {
+		data[prm.Name] = goValue(p[i])
+	}
+	data[dataWork] = work
+	data[dataStudyDir] = c.dir
+	data[dataRoot] = c.root
+	inv := &Invocation{Path: c.binary, Work: work, Dir: c.workdir}
+	if inv.Dir == "" {
+		inv.Dir = work
+	}
+	inv.Args = make([]string, 0, 1+len(c.head)+len(c.args))
+	inv.Args = append(inv.Args, c.binary)
+	inv.Args = append(inv.Args, c.head...)
+	for _, t := range c.args {
+		s, err := t.render(data)
+		if err != nil {
+			return nil, err
+		}
+		inv.Args = append(inv.Args, s)
+	}
+	if len(c.env) > 0 || len(e.env) > 0 {
+		inv.Env = make([]string, 0, len(e.env)+len(c.env))
+		inv.Env = append(inv.Env, e.env...)
+		for _, v := range c.env {
+			s, err := v.t.render(data)
+			if err != nil {
+				return nil, err
+			}
+			inv.Env = append(inv.Env, v.name+"="+s)
+		}
+	} else {
+		inv.Env = []string{} // not nil: nil would inherit
+	}
+	for _, f := range c.files {
+		s, err := f.t.render(data)
+		if err != nil {
+			return nil, err
+		}
+		inv.Files = append(inv.Files, FileText{Path: f.dest, Text: s})
+	}
+	return inv, nil
+}
+
+// WorkKey is the name of a point's work folder: 16 hex digits of a hash of
+// its parameter values.
+func (e *Engine) WorkKey(p []engine.Value) string {
+	h := sha256.New()
+	var b []byte
+	for i, v := range p {
+		b = append(b[:0], e.c.params[i].Name...)
+		b = append(b, 0, byte(v.Kind))
+		switch v.Kind {
+		case engine.Int, engine.Bool:
+			b = binary.BigEndian.AppendUint64(b, uint64(v.I))
+		case engine.Float:
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.F))
+		case engine.String:
+			b = binary.BigEndian.AppendUint32(b, uint32(len(v.S)))
+			b = append(b, v.S...)
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// WorkDirName is the folder, under the runner's dataset folder, that holds
+// the points' work folders. Its leading underscore keeps dataset readers
+// (pyarrow, polars) from scanning it.
+const WorkDirName = "_work"
+
+// Evaluate implements engine.Engine: it renders the point's files and
+// arguments into a fresh work folder, runs the program, and reads its
+// metrics. When ctx is cancelled it kills the program's process group and
+// returns ctx's error.
+func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Value) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, keep, err := e.root()
+	if err != nil {
+		return fmt.Errorf("work folder: %w", err)
+	}
+	work := filepath.Join(root, e.WorkKey(p))
+	inv, err := e.Render(p, work)
+	if err != nil {
+		return err
+	}
+	// a failed earlier attempt may have left the folder
+	if err := os.RemoveAll(work); err != nil {
+		return fmt.Errorf("work folder: %w", err)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("work folder: %w", err)
+	}
+	res, err := e.run(ctx, inv)
+	if ctx.Err() != nil {
+		os.RemoveAll(work) // not a result: the point runs again on resume
+		return ctx.Err()
+	}
+	if err == nil {
+		err = e.rd.read(res, out)
+		if err != nil {
+			err = fmt.Errorf("output: %w", err)
+		}
+	}
+	if err != nil {
+		err = e.failure(err, res, inv)
+		return err
+	}
+	if !keep {
+		if rerr := os.RemoveAll(work); rerr != nil {
+			return fmt.Errorf("removing work folder: %w", rerr)
+		}
+	}
+	return nil
+}
+
+// failure decorates a point's error with the tail of stderr and the kept
+// work folder, where command.txt records how to rerun it.
+func (e *Engine) failure(err error, res *result, inv *Invocation) error {
+	var b strings.Builder
+	b.WriteString(err.Error())
+	if res != nil {
+		if tail := tailLines(filepath.Join(inv.Work, stderrFile), stderrTailLines, stderrTailBytes); tail != "" {
+			fmt.Fprintf(&b, "\nstderr (last lines):\n%s", tail)
+		}
+	}
+	if werr := writeCommandFile(inv); werr == nil {
+		fmt.Fprintf(&b, "\nwork folder: %s", inv.Work)
+	}
+	return errors.New(b.String())
+}
+
+// Files of a work folder.
+const (
+	stdoutFile  = "stdout.txt"
+	stderrFile  = "stderr.txt"
+	commandFile = "command.txt"
+)
+
+const (
+	stderrTailLines = 10
+	stderrTailBytes = 4096
+)
+
+// writeCommandFile records the invocation of a kept work folder: working
+// directory, environment set by the study, and the argument vector, one
+// argument per line, quoted as Go strings.
+func writeCommandFile(inv *Invocation) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# working directory\n%q\n# arguments, one per line (no shell involved)\n", inv.Dir)
+	for _, a := range inv.Args {
+		fmt.Fprintf(&b, "%q\n", a)
+	}
+	return os.WriteFile(filepath.Join(inv.Work, commandFile), []byte(b.String()), 0o644)
+}
+
+// tailLines returns up to n last lines of the last max bytes of a file.
+func tailLines(path string, n int, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max64(0, st.Size()-max)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return ""
+	}
+	s := strings.TrimRight(string(buf), "\n")
+	lines := strings.Split(s, "\n")
+	if off > 0 && len(lines) > 1 {
+		lines = lines[1:] // first line is cut
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func goValue(v engine.Value) any {
+	switch v.Kind {
+	case engine.Int:
+		return v.I
+	case engine.Float:
+		return v.F
+	case engine.Bool:
+		return v.I != 0
+	case engine.String:
+		return v.S
+	}
+	return nil
+}
+
+// computeVersion hashes what determines a point's result besides its
+// parameters.
+func (e *Engine) computeVersion() (string, error) {
+	c := e.c
+	h := sha256.New()
+	field := func(parts ...string) {
+		for _, s := range parts {
+			fmt.Fprintf(h, "%d:%s;", len(s), s)
+		}
+	}
+	hashFile := func(path string) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		field("file")
+		_, err = io.Copy(h, f)
+		return err
+	}
+	field("sweep-command-v1")
+	if err := hashFile(c.binary); err != nil {
+		return "", fmt.Errorf("hashing program: %w", err)
+	}
+	field("head")
+	field(c.head...)
+	field("args")
+	for _, t := range c.args {
+		field(t.src)
+	}
+	field("files")
+	for _, f := range c.files {
+		field(f.dest, f.t.src)
+	}
+	field("env")
+	for _, v := range c.env {
+		field(v.name, v.t.src)
+	}
+	field("reader", c.readerName)
+	for _, re := range c.regex {
+		field(re.String())
+	}
+	for _, m := range c.metrics {
+		field(m.field.Name, m.field.Kind.String(), strings.Join(m.key, "."))
+	}
+	for _, p := range c.versionFiles {
+		if err := hashFile(p); err != nil {
+			return "", fmt.Errorf("hashing version file: %w", err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}

@@ -1,0 +1,304 @@
+package moe
+
+import "math"
+
+// Cycle mechanisms of a weight-stationary NPU beside HBM-PIM, as closed
+// forms. They were read from the public source of NeuPIMs (casys-kaist/
+// NeuPIMs: NeuPIMSystolicWS, MatMul, LayerNorm/Add/Gelu tiling, the
+// NeuPIMSLogitSoftmax/NeuPIMSAttend command streams) and of its DRAM model
+// (NewtonSim, a DRAMsim3 derivative: NeuPIMSController, ChannelState,
+// Timing, Refresh); no code is shared with them. Each formula is stated on
+// the function that applies it, with units. Times are core cycles (the core
+// and DRAM clocks are equal in every shipped NeuPIMs config); sizes are
+// elements unless named bytes.
+//
+// Three numbers are calibrated rather than derived, each a property of the
+// DRAM controller's queueing that no closed form of the .ini captures; they
+// are global constants, applied by formula to every op and configuration,
+// never values per reference run: StreamEfficiency, OwnWriteShare and the
+// two sub-batch contention coefficients of SubBatchInterference.
+
+// HBM is the DRAM (and PIM) timing the cycle model needs: the NeuPIMs memory
+// JSON's channel count, request size, page size, banks and PIM coverage,
+// and the DRAMsim3-style .ini's geometry and timing (cycles of the DRAM
+// clock).
+type HBM struct {
+	Channels      int64 // channels, each with its own PIM unit
+	ReqBytes      int64 // bytes per memory request (dram_req_size)
+	PageBytes     int64 // DRAM row (page) size in bytes (dram_page_size)
+	BanksPerCh    int64 // banks per channel (dram_banks_per_ch)
+	CompCoverage  int64 // values one PIM COMP command covers (pim_comp_coverage)
+	BL            int64 // burst length; a request occupies BL/2 cycles of the bus
+	Ranks         int64 // ranks per channel (from the .ini's geometry)
+	BankGroups    int64 // bank groups per rank
+	BanksPerGroup int64 // banks per bank group
+	CL            int64 // read latency [cycles]
+	CWL           int64 // write latency [cycles]
+	TRCDRD        int64 // activate to read [cycles]
+	TRP           int64 // precharge to activate [cycles]
+	TRFC          int64 // refresh cycle time [cycles]
+	TREFI         int64 // refresh interval of one rank [cycles]
+	TFAW          int64 // four-activate window [cycles]
+	TCCDS         int64 // column to column, other bank group [cycles]
+	TCCDL         int64 // column to column, same bank group [cycles]
+	TWTRS         int64 // write to read, other bank group [cycles]
+	TRTP          int64 // read to precharge [cycles]
+}
+
+// DefaultHBM is the HBM2 8 Gb ×128 dual-row-buffer PIM of NeuPIMs' shipped
+// memory config (32 channels, 64 B requests, 1 KiB pages, 32 banks) and its
+// .ini (HBM2_8Gb_x128_dualpim.ini; tRTP is not in that file and takes
+// DRAMsim3's default 5).
+func DefaultHBM() HBM {
+	return HBM{Channels: 32, ReqBytes: 64, PageBytes: 1024, BanksPerCh: 32, CompCoverage: 16,
+		BL: 4, Ranks: 2, BankGroups: 4, BanksPerGroup: 4,
+		CL: 14, CWL: 4, TRCDRD: 14, TRP: 14, TRFC: 260, TREFI: 3900, TFAW: 30,
+		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5}
+}
+
+// BurstCycles is the data-bus time of one request: BL/2 [cycles] (double
+// data rate).
+func (h *HBM) BurstCycles() int64 { return max(1, h.BL/2) }
+
+// PeakBytesPerCycle is the bus peak over all channels:
+// channels · req_bytes / burst_cycles [B/cycle] (1024 for the shipped HBM2).
+func (h *HBM) PeakBytesPerCycle() float64 {
+	return float64(h.Channels*h.ReqBytes) / float64(h.BurstCycles())
+}
+
+// StreamEfficiency is the fraction of the bus peak a long sequential read
+// stream gets from the controller (refresh of one rank every tREFI/ranks,
+// rank switches, row changes), calibrated on NeuPIMs' GEMM weight loads: 0.9.
+const StreamEfficiency = 0.9
+
+// StreamBytesPerCycle is the sustained read bandwidth:
+// StreamEfficiency · PeakBytesPerCycle [B/cycle].
+func (h *HBM) StreamBytesPerCycle() float64 { return StreamEfficiency * h.PeakBytesPerCycle() }
+
+// AcceptBytesPerCycle is how fast the controllers take requests into their
+// command queues: one transaction per channel per cycle, channels ·
+// req_bytes [B/cycle]. A write counts as done once accepted.
+func (h *HBM) AcceptBytesPerCycle() float64 { return float64(h.Channels * h.ReqBytes) }
+
+// ReadLatency is the idle round trip of one read: 2·(CL + burst) [cycles]
+// (the DRAM's read delay plus the interconnect hops there and back).
+func (h *HBM) ReadLatency() int64 { return 2 * (h.CL + h.BurstCycles()) }
+
+// RefreshFactor is the share of time a channel's PIM unit can work: a PIM
+// GEMV opens a row in every bank of both ranks, and one rank refreshes for
+// tRFC every tREFI/ranks cycles (rank-staggered refresh):
+// 1 − tRFC·ranks/tREFI.
+func (h *HBM) RefreshFactor() float64 {
+	if h.TREFI <= 0 {
+		return 1
+	}
+	return max(0.05, 1-float64(h.TRFC*h.Ranks)/float64(h.TREFI))
+}
+
+// GwriteCycles is one PIM GWRITE (the query or score page broadcast to the
+// banks' global buffer): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 [cycles] — close
+// the row, open it, then NewtonSim's gwrite delay of 32 column pairs.
+func (h *HBM) GwriteCycles() int64 { return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32 }
+
+// GemvTileCycles is one PIM GEMV tile (a P_HEADER, readres COMPS_READRES of
+// comps COMP commands each) in one channel [cycles]:
+//
+//	banks                       PIM precharge of every bank, one command a cycle
+//	+ tRP                       precharge to activate
+//	+ (bank_groups−1)·tFAW + ranks   one G_ACT per bank group, tFAW apart in a rank,
+//	                            the ranks interleaved
+//	+ tRCDRD                    activate to the first COMPS_READRES
+//	+ (readres−1)·tCCD·(max(comps,6)+1)  COMPS_READRES spacing (tCCD = max(burst, tCCD_S);
+//	                            6 is NewtonSim's pipeline fill)
+//	+ tRTP                      read to the next precharge
+func (h *HBM) GemvTileCycles(readres, comps int64) int64 {
+	banks := h.Ranks * h.BankGroups * h.BanksPerGroup
+	ccd := max(h.BurstCycles(), h.TCCDS)
+	return banks + h.TRP + (h.BankGroups-1)*h.TFAW + h.Ranks + h.TRCDRD +
+		max(0, readres-1)*ccd*(max(comps, 6)+1) + h.TRTP
+}
+
+// WritePenaltyCycles is what one NPU write costs the PIM unit of its
+// channel: the next COMPS_READRES waits write delay + tWTR_S =
+// CWL + burst + tWTR_S [cycles].
+func (h *HBM) WritePenaltyCycles() int64 { return h.CWL + h.BurstCycles() + h.TWTRS }
+
+// Systolic is the weight-stationary array.
+type Systolic struct {
+	H, W  int64 // array height (token rows per tile) and width (output columns)
+	Issue int64 // cycles between two tile instructions in a busy pipeline: H/arrays
+}
+
+// DrainCycles is the latency of the last tile instruction:
+// H + W − 2 + max(issue, 4) [cycles] (NeuPIMSystolicWS::get_inst_compute_cycles).
+func (s *Systolic) DrainCycles() int64 { return s.H + s.W - 2 + max(s.Issue, 4) }
+
+// TileRowCycles is the compute of one token tile of a GEMM with kt K tiles
+// and nt output tiles: each K tile preloads for H cycles, then issues its
+// other nt−1 output tiles issue cycles apart: kt·(H + issue·(nt−1)) [cycles].
+func (s *Systolic) TileRowCycles(kt, nt int64) int64 { return kt * (s.H + s.Issue*(nt-1)) }
+
+// GEMMBytes returns what NeuPIMs moves for the GEMM [T,K]×[K,N]:
+//
+//	reads  = (K·N + T·K)·dtype + req·(kt·nt + tt·kt) + tt·(W·dtype + req)
+//	first  = (K·N + min(T,H)·K)·dtype + req·(kt·nt + kt)
+//
+// with tt, kt, nt the tile counts: every weight tile and every input tile
+// once (one load instruction each, and each instruction touches one request
+// more than its bytes because its addresses start one element past a request
+// boundary), plus a bias row per token tile; first is what the first token
+// tile needs (all weights and its own inputs). writes is the output:
+// T·N·dtype + req·tt·nt, or with neupimsStore NeuPIMs' transposed store,
+// which keeps only the output tiles whose column index is below T:
+// T·min(T,N)·dtype + req·tt·min(tt,nt).
+func (s *Systolic) GEMMBytes(T, K, N, dtype, req int64, neupimsStore bool) (reads, first, writes int64) {
+	tt, kt, nt := ceilDiv(T, s.H), ceilDiv(K, s.H), ceilDiv(N, s.W)
+	reads = (K*N+T*K)*dtype + req*(kt*nt+tt*kt) + tt*(s.W*dtype+req)
+	first = (K*N+min(T, s.H)*K)*dtype + req*(kt*nt+kt)
+	if neupimsStore {
+		writes = T*min(T, N)*dtype + req*tt*min(tt, nt)
+	} else {
+		writes = T*N*dtype + req*tt*nt
+	}
+	return reads, first, writes
+}
+
+// GEMMCycles is the weight-stationary GEMM [T,K]×[K,N] with loads before
+// compute [cycles]:
+//
+//	first token tile: max((backlog + first)/stream_bw, row)
+//	then            : (tt−1)·row + drain
+//
+// with row = TileRowCycles(kt, nt). A tile waits for its operands; all loads
+// are issued at once, so the first token tile runs at the pace the weights
+// stream in (after the backlog of earlier writes the DRAM still owes), and
+// the later token tiles find their weights on chip. compute is the array's
+// busy time tt·row + drain. A tile of fewer than H tokens costs a full one.
+func GEMMCycles(s *Systolic, h *HBM, T, K, N, firstBytes int64, backlog float64) (cycles, compute int64) {
+	if T <= 0 || K <= 0 || N <= 0 {
+		return 0, 0
+	}
+	tt, kt, nt := ceilDiv(T, s.H), ceilDiv(K, s.H), ceilDiv(N, s.W)
+	row := s.TileRowCycles(kt, nt)
+	load := int64(math.Ceil((backlog + float64(firstBytes)) / h.StreamBytesPerCycle()))
+	return max(load, row) + (tt-1)*row + s.DrainCycles(), tt*row + s.DrainCycles()
+}
+
+// OwnWriteShare is the share of a memory-bound vector op's own output writes
+// that the DRAM executes while the op's reads are still streaming (the rest
+// stay queued and delay the next op), calibrated on NeuPIMs' LayerNorm, GELU
+// and residual adds: 0.365.
+const OwnWriteShare = 0.365
+
+// VectorCycles is a memory-bound vector op (LayerNorm, residual add, GELU:
+// their vector passes take a few cycles per row, far below the row's load)
+// reading reads bytes and writing writes bytes [cycles]:
+//
+//	(backlog + reads + OwnWriteShare·writes) / stream_bw + read_latency
+func VectorCycles(h *HBM, reads, writes int64, backlog float64) int64 {
+	b := backlog + float64(reads) + OwnWriteShare*float64(writes)
+	return int64(math.Ceil(b/h.StreamBytesPerCycle())) + h.ReadLatency()
+}
+
+// VectorBacklog is the write backlog an op leaves for the next [B]: a vector
+// op (1−OwnWriteShare)·writes, a GEMM all its writes (they come after its
+// loads).
+func VectorBacklog(writes int64, vector bool) float64 {
+	if vector {
+		return (1 - OwnWriteShare) * float64(writes)
+	}
+	return float64(writes)
+}
+
+// Sub-batch interference, calibrated on NeuPIMs' sub-batch runs: while a
+// channel's PIM unit works, its G_ACTs hold the rank's activations for tFAW
+// each, so the systolic array's memory-bound time stretches by SAInterference
+// of the overlap; the array's reads in turn delay PIM commands, stretching
+// PIM time by PIMInterference of the share of it overlapped by array traffic.
+const (
+	SAInterference  = 0.30
+	PIMInterference = 0.09
+)
+
+// SubBatchInterference returns the cycles added to the array's memory-bound
+// time saMem and the factor on the PIM time pim when both run in one stage:
+//
+//	sa_extra   = SAInterference · min(saMem, pim)            [cycles]
+//	pim_factor = 1 + PIMInterference · min(1, saMem/pim)
+func SubBatchInterference(saMem, pim float64) (saExtra, pimFactor float64) {
+	if saMem <= 0 || pim <= 0 {
+		return 0, 1
+	}
+	return SAInterference * min(saMem, pim), 1 + PIMInterference*min(1, saMem/pim)
+}
+
+// PIMRequest is the PIM work of one decode request in its channel.
+type PIMRequest struct {
+	Logit, Attend int64 // busy cycles of the two PIM ops, before refresh
+	LogitWrites   int64 // bytes the NPU writes for the softmax outputs
+	AttendWrites  int64 // bytes written for the partial-sum adds
+}
+
+// PIMAttention is the PIM work of one request with KV length seq: heads
+// heads of width dk on this device (qWidth = heads·dk), a page of
+// page = page_bytes/dtype values, banks = banks per channel, cov = values
+// per COMP command:
+//
+//	logit  = Σ over chunks c of ceil(qWidth/page):
+//	         gwrite + ceil(seq/banks)·gemv_tile(heads_in_c, ceil(dk/cov))
+//	attend = heads · Σ over chunks c of ceil(seq/page):
+//	         gwrite + ceil(dk/banks)·gemv_tile(1, ceil(len_c/cov))
+//
+// (NeuPIMSLogitSoftmax: a page of queries per chunk is broadcast, then one
+// tile of banks keys per P_HEADER with one COMPS_READRES per head in the
+// page; NeuPIMSAttend: per head, one chunk of page scores, ceil(dk/banks)
+// tiles). Writes: the softmax output of every head, heads·(seq·dtype + req)
+// bytes, and for seq > page the partial sums, heads·ceil(dk/banks)·(banks·
+// ceil(dk/banks)·dtype + req) bytes.
+func (h *HBM) PIMAttention(seq, heads, dk, dtype int64) PIMRequest {
+	page := max(1, h.PageBytes/dtype)
+	banks := max(1, h.BanksPerCh)
+	cov := max(1, h.CompCoverage)
+	gw := h.GwriteCycles()
+	qWidth := heads * dk
+	var r PIMRequest
+	chunks := ceilDiv(qWidth, page)
+	headsPerPage := ceilDiv(page, dk)
+	tiles := ceilDiv(seq, banks)
+	for c := int64(0); c < chunks; c++ {
+		hc := headsPerPage
+		if c == chunks-1 && qWidth%page != 0 {
+			hc = ceilDiv(qWidth%page, dk)
+		}
+		r.Logit += gw + tiles*h.GemvTileCycles(hc, ceilDiv(dk, cov))
+	}
+	vc := ceilDiv(seq, page)
+	vt := ceilDiv(dk, banks)
+	var per int64
+	for c := int64(0); c < vc; c++ {
+		n := page
+		if c == vc-1 && seq%page != 0 {
+			n = seq % page
+		}
+		per += gw + vt*h.GemvTileCycles(1, ceilDiv(n, cov))
+	}
+	r.Attend = heads * per
+	r.LogitWrites = heads * (seq*dtype + h.ReqBytes)
+	if vc > 1 {
+		r.AttendWrites = heads * vt * (banks*vt*dtype + h.ReqBytes)
+	}
+	return r
+}
+
+// PIMOpCycles is a PIM op over the channels [cycles]: the busiest channel's
+// busy cycles stretched by refresh, plus the NPU writes that interleave with
+// it spread evenly over the channels, each costing WritePenaltyCycles:
+//
+//	max_ch(busy) / RefreshFactor + writes/(channels·req) · write_penalty
+//
+// mean is the same with the mean channel (NeuPIMs' pim_cycles statistic).
+func (h *HBM) PIMOpCycles(busiest, mean float64, writes int64) (cycles, meanCycles int64) {
+	w := float64(writes) / float64(h.Channels*h.ReqBytes) * float64(h.WritePenaltyCycles())
+	f := h.RefreshFactor()
+	return int64(math.Ceil(busiest/f + w)), int64(math.Ceil(mean/f + w))
+}

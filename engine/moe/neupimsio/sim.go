@@ -1,0 +1,247 @@
+package neupimsio
+
+import (
+	"math"
+
+	"github.com/sweep-dse/sweep/engine/moe"
+)
+
+// Op is one row of a SA_stage_<X>.tsv or PIM_stage_<X>.tsv file.
+type Op struct {
+	Name          string
+	PIM           bool  // on the PIM units (else the systolic array / vector units)
+	Start, End    int64 // cycles since the iteration began
+	Compute       int64 // cycles the array or vector units are busy
+	WeightLoad    int64 // cycles spent preloading weight tiles into the array
+	Reads, Writes int64 // bytes
+	Calc          int64 // multiply-accumulates
+	memBytes      float64
+}
+
+// Total is End − Start.
+func (o *Op) Total() int64 { return o.End - o.Start }
+
+// Stage is one row of _summary.tsv with its ops.
+type Stage struct {
+	Name      string
+	Cycles    int64
+	PIMCycles int64   // mean over channels of cycles with PIM work queued
+	MemBWUtil float64 // percent of the channels' peak bandwidth
+	SA, PIMs  []Op
+}
+
+// Result is one decode iteration of one layer.
+type Result struct {
+	Stages []Stage
+}
+
+// Total is the sum of the stages' cycles (one layer's decode iteration).
+func (r *Result) Total() int64 {
+	var t int64
+	for _, s := range r.Stages {
+		t += s.Cycles
+	}
+	return t
+}
+
+// saProgram lists the array's ops of one stage for a sub-batch of rows
+// tokens, in NeuPIMs' order (StageProgram): projection, attention residual,
+// LayerNorm, FC1, GELU, FC2, FFN residual when proj is set; LayerNorm and QKV
+// generation when qkv is set. Each op's time follows the op before it: the
+// write backlog passes from op to op.
+func (r *Run) saProgram(rows int64, proj, qkv bool) []Op {
+	if rows == 0 {
+		return nil
+	}
+	E, tp, dt := r.DModel, r.TP, r.Dtype
+	a, h := &r.Array, &r.HBM
+	req := h.ReqBytes
+	var ops []Op
+	var backlog float64
+	gemm := func(name string, K, N int64) {
+		reads, first, writes := a.GEMMBytes(rows, K, N, dt, req, true)
+		cyc, comp := moe.GEMMCycles(a, h, rows, K, N, first, backlog)
+		tt, kt := (rows+a.H-1)/a.H, (K+a.H-1)/a.H
+		ops = append(ops, Op{Name: name, Compute: comp, WeightLoad: tt * kt * a.H, Reads: reads, Writes: writes,
+			Calc: rows * K * N, End: cyc, memBytes: backlog + float64(first)})
+		backlog = moe.VectorBacklog(writes, false)
+	}
+	// vector op over rows of width w, reading in inputs per row (and, for a
+	// LayerNorm, gamma and beta once); one vector pass per row costs pass
+	// cycles (NeuPIMs' LayerNorm 2 add-tree + 3 scalar cycles, others 1).
+	vector := func(name string, w, in int64, ln bool) {
+		rowBytes := w*dt + req
+		reads := in * rows * rowBytes
+		pass := int64(1)
+		if ln {
+			reads += 2 * rowBytes
+			pass = 5
+		}
+		writes := rows * rowBytes
+		cyc := moe.VectorCycles(h, reads, writes, backlog)
+		ops = append(ops, Op{Name: name, Compute: rows * pass, Reads: reads, Writes: writes, End: cyc,
+			memBytes: backlog + float64(reads) + moe.OwnWriteShare*float64(writes)})
+		backlog = moe.VectorBacklog(writes, true)
+	}
+	if proj {
+		gemm("layer0.attn.proj", E/tp, E)
+		vector("layer0.attn.res", E, 2, false)
+		vector("layer0.ffn.ln", E, 1, true)
+		gemm("layer0.ffn.fc1", E, 4*E/tp)
+		vector("layer0.ffn.gelu", 4*E/tp, 1, false)
+		gemm("layer0.ffn.fc2", 4*E/tp, E)
+		vector("layer0.ffn.res", E, 2, false)
+	}
+	if qkv {
+		vector("layer0.attn.ln", E, 1, true)
+		gemm("layer0.attn.QKVgen", E, 3*E/tp)
+	}
+	return ops
+}
+
+// pimProgram returns the two PIM ops (logit+softmax, attend) of a sub-batch
+// and the mean channel's cycles and the number of PIM read results.
+func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readres int64) {
+	if len(reqs) == 0 {
+		return nil, 0, 0
+	}
+	h := &r.HBM
+	heads := r.Heads / r.TP
+	dk := r.DModel / r.Heads
+	ch := h.Channels
+	logit := make([]float64, ch)
+	attend := make([]float64, ch)
+	var lw, aw int64
+	page := max(1, h.PageBytes/r.Dtype)
+	banks := max(1, h.BanksPerCh)
+	for _, q := range reqs {
+		s := int64(q.SeqLen)
+		p := h.PIMAttention(s, heads, dk, r.Dtype)
+		logit[q.Channel] += float64(p.Logit)
+		attend[q.Channel] += float64(p.Attend)
+		lw += p.LogitWrites
+		aw += p.AttendWrites
+		// read results: one per head per key tile, one per value tile
+		readres += heads*ceil(s, banks) + heads*ceil(s, page)*ceil(dk, banks)
+	}
+	var lMax, aMax, lSum, aSum float64
+	for i := range logit {
+		lMax, aMax = max(lMax, logit[i]), max(aMax, attend[i])
+		lSum += logit[i]
+		aSum += attend[i]
+	}
+	lc, lm := h.PIMOpCycles(lMax, lSum/float64(ch), lw)
+	ac, am := h.PIMOpCycles(aMax, aSum/float64(ch), aw)
+	ops = []Op{
+		{Name: "layer0.attn.NeuPIMSLogitSoftmax", PIM: true, End: lc, Writes: lw, Compute: int64(len(reqs)) * heads * 5},
+		{Name: "layer0.attn.NeuPIMSAttend", PIM: true, End: ac, Writes: aw},
+	}
+	return ops, lm + am, readres
+}
+
+func ceil(a, b int64) int64 { return (a + b - 1) / b }
+
+// split divides the requests into NeuPIMs' two sub-batches: in each channel
+// the first half of its requests (in trace order) go to the first, the rest
+// to the second; an odd count rounds up and down in turn over the channels.
+func (r *Run) split() (sb1, sb2 []moe.Request) {
+	per := make([][]moe.Request, r.HBM.Channels)
+	for _, q := range r.Requests {
+		per[q.Channel] = append(per[q.Channel], q)
+	}
+	up := true
+	for _, q := range per {
+		n := len(q) / 2
+		if len(q)%2 == 1 {
+			if up {
+				n = (len(q) + 1) / 2
+			}
+			up = !up
+		}
+		sb1 = append(sb1, q[:n]...)
+		sb2 = append(sb2, q[n:]...)
+	}
+	return sb1, sb2
+}
+
+// Simulate runs the decode iteration stage by stage. Sub-batch off: A (the
+// array's LayerNorm + QKV generation), B (attention on PIM), E (projection,
+// residuals, LayerNorm, FFN). Sub-batch on, with the halves 1 and 2:
+// A QKV#1; B QKV#2 ∥ MHA#1; C proj/FFN#1 + QKV#1 ∥ MHA#2; D proj/FFN#2 +
+// QKV#2 ∥ MHA#1; E proj/FFN#1 ∥ MHA#2; F proj/FFN#2. A stage lasts as long as
+// the longer of its two programs; when both run, SubBatchInterference
+// stretches them.
+func (r *Run) Simulate() *Result {
+	type plan struct {
+		name      string
+		sa        []moe.Request
+		pim       []moe.Request
+		proj, qkv bool
+	}
+	var plans []plan
+	if !r.SubBatch {
+		all := r.Requests
+		plans = []plan{{"A", all, nil, false, true}, {"B", nil, all, false, false}, {"E", all, nil, true, false}}
+	} else {
+		s1, s2 := r.split()
+		plans = []plan{
+			{"A", s1, nil, false, true}, {"B", s2, s1, false, true}, {"C", s1, s2, true, true},
+			{"D", s2, s1, true, true}, {"E", s1, s2, true, false}, {"F", s2, nil, true, false},
+		}
+	}
+	res := &Result{}
+	now := int64(0)
+	peak := r.HBM.PeakBytesPerCycle()
+	bw := r.HBM.StreamBytesPerCycle()
+	for _, p := range plans {
+		sa := r.saProgram(int64(len(p.sa)), p.proj, p.qkv)
+		pim, pimMean, readres := r.pimProgram(p.pim)
+		var saMem, pimT float64
+		for i := range sa {
+			saMem += sa[i].memBytes / bw
+		}
+		for i := range pim {
+			pimT += float64(pim[i].End)
+		}
+		if len(sa) > 0 && len(pim) > 0 {
+			extra, factor := moe.SubBatchInterference(saMem, pimT)
+			for i := range sa {
+				sa[i].End += int64(math.Round(extra * (sa[i].memBytes / bw) / saMem))
+			}
+			for i := range pim {
+				pim[i].End = int64(math.Round(float64(pim[i].End) * factor))
+			}
+			pimMean = int64(math.Round(float64(pimMean) * factor))
+		}
+		// lay the ops end to end from the stage's start
+		t := now
+		for i := range sa {
+			d := sa[i].End
+			sa[i].Start, sa[i].End = t, t+d
+			t += d
+		}
+		saEnd := t
+		t = now
+		for i := range pim {
+			d := pim[i].End
+			pim[i].Start, pim[i].End = t, t+d
+			t += d
+		}
+		end := max(saEnd, t)
+		var bytes float64
+		for _, o := range sa {
+			bytes += float64(o.Reads + o.Writes)
+		}
+		for _, o := range pim {
+			bytes += float64(o.Writes)
+		}
+		bytes += float64(readres * r.HBM.ReqBytes)
+		st := Stage{Name: p.name, Cycles: end - now, PIMCycles: pimMean, SA: sa, PIMs: pim}
+		if st.Cycles > 0 {
+			st.MemBWUtil = 100 * bytes / (peak * float64(st.Cycles))
+		}
+		res.Stages = append(res.Stages, st)
+		now = end
+	}
+	return res
+}
