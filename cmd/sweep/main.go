@@ -50,6 +50,7 @@ func verbs() []verb {
 		{"status", "summarise a dataset: rows, ok/failed/pending, versions, parts", runStatus},
 		{"sim", "evaluate one point on the embedded simulator and print a report", runSim},
 		{"params", "list the embedded engine's parameters and metrics", runParams},
+		{"models", "list model presets, or count one model's parameters (preset or config.json)", runModels},
 		{"neupims", "NeuPIMs-compatible front end: NeuPIMs' flags and input files in, its TSV outputs out", runNeuPIMs},
 		{"version", "print the tool and engine versions", runVersion},
 	}
