@@ -4,7 +4,7 @@
 //
 // It is pure and deterministic: the same resolved point always gives the same
 // metrics, and Evaluate does no I/O. Every formula is stated, with units, on
-// the function that applies it (count.go, routing.go, timing.go).
+// the function that applies it (count.go, routing.go, timing.go, models_timing.go).
 //
 // Model of an iteration: every request of the batch decodes one token through
 // every layer. A layer is stage A (LayerNorm + QKV GEMM), stage B (attention,
@@ -29,7 +29,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "2"
+const Version = "3"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {

@@ -45,42 +45,57 @@ func (c *config) hbmCycles(bytes int64) int64 {
 // rows; arrays working side by side issue a new tile every H/arrays cycles.
 func (c *config) issueCycles() int64 { return max(1, c.H/c.arrays) }
 
-// gemm adds the GEMM [T,K]×[K,N] (T tokens, weights K×N) to t.
+// streamCycles is the time to stream bytes from HBM at the sustained
+// bandwidth StreamEfficiency · hbm_channels · hbm_bytes_per_cycle [cycles]
+// (hbm.go: the efficiency NeuPIMs' DRAM model reaches on long streams).
+func (c *config) streamCycles(bytes int64) int64 {
+	bw := StreamEfficiency * float64(c.channels) * c.bytesPerCycleCh
+	return int64(math.Ceil(float64(bytes) / bw))
+}
+
+// gemm adds the GEMM [T,K]×[K,N] (T tokens, weights K×N) to t, with the
+// weight-stationary timing validated against NeuPIMs (hbm.go GEMMCycles;
+// docs/fidelity.md). With tt = ceil(T/H), kt = ceil(K/H), nt = ceil(N/W),
+// issue i = H/arrays and row = kt·(H + i·(nt−1)):
 //
-// Compute, NeuPIMs' weight-stationary closed form with tt = ceil(T/H),
-// kt = ceil(K/H), nt = ceil(N/W) and issue i = H/arrays:
+//	cycles = max(stream(first), row) + (tt−1)·row + (H + W − 2 + max(i, 4))
+//	first  = (K·N + min(T,H)·K)·dtype        weights + first token tile [B]
 //
-//	compute = tt·kt·(H + i·(nt−1)) + (H + W − 2 + max(i, 4))   [cycles]
-//
-// (each token tile and K tile preloads for H cycles, then issues nt output
-// tiles i cycles apart; the last instruction drains through the array). A
-// tile with fewer than H tokens costs as much as a full one.
-//
-// Memory: weights K·N, inputs T·K and outputs T·N, dtype_bytes each, over
-// HBM; loads are double-buffered, so the op takes max(compute, memory).
+// All loads are issued at once and a tile instruction waits for its
+// operands, so the first token tile runs at the pace the weights stream in;
+// the later token tiles find the weights on chip. A tile with fewer than H
+// tokens costs as much as a full one (why tiny experts are inefficient).
+// Over a layer every byte is moved, so the op takes at least
+// stream(weights + inputs + outputs).
 func (c *config) gemm(t *tally, T, K, N int64) {
 	if T <= 0 || K <= 0 || N <= 0 {
 		return
 	}
 	i := c.issueCycles()
 	tt, kt, nt := ceilDiv(T, c.H), ceilDiv(K, c.H), ceilDiv(N, c.W)
-	compute := tt*kt*(c.H+i*(nt-1)) + c.H + c.W - 2 + max(i, 4)
+	row := kt * (c.H + i*(nt-1))
+	drain := c.H + c.W - 2 + max(i, 4)
+	first := (K*N + min(T, c.H)*K) * c.dtype
 	bytes := (K*N + T*K + T*N) * c.dtype
-	t.cycles += max(compute, c.hbmCycles(bytes))
-	t.compute += compute
+	cycles := max(c.streamCycles(first), row) + (tt-1)*row + drain
+	t.cycles += max(cycles, c.streamCycles(bytes))
+	t.compute += tt*row + drain
 	t.macs += T * K * N
 	t.flops += 2 * T * K * N
 	t.hbmBytes += bytes
 }
 
 // vector adds an element-wise op over n elements reading in and writing out
-// elements, costing cost cycles per pass of the vector units:
+// elements, costing cost cycles per pass of the vector units. Such ops are
+// memory-bound (hbm.go VectorCycles; in NeuPIMs a pass over a row is a few
+// cycles, its load hundreds); over a layer every write is executed, so each
+// op is charged its own:
 //
-//	cycles = max(ceil(n / (vector_units·vector_width))·cost, memory(bytes))
+//	cycles = max(ceil(n / (vector_units·vector_width))·cost, stream(bytes))
 func (c *config) vector(t *tally, n, in, out, cost int64) {
 	passes := ceilDiv(n, c.vUnits*c.vWidth)
 	bytes := (in + out) * c.dtype
-	t.cycles += max(passes*cost, c.hbmCycles(bytes))
+	t.cycles += max(passes*cost, c.streamCycles(bytes))
 	t.flops += n * cost
 	t.hbmBytes += bytes
 }
