@@ -42,5 +42,8 @@ type Interrupted struct {
 }
 
 func (e *Interrupted) Error() string {
+	if e.Total == 0 {
+		return "interrupted before any point ran; resume with: " + e.Resume
+	}
 	return fmt.Sprintf("interrupted after %d of %d points; results so far are saved; resume with: %s", e.Done, e.Total, e.Resume)
 }

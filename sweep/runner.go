@@ -163,6 +163,11 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	results := make(chan *chunk, 2*o.Jobs)
 	pool := sync.Pool{New: func() any { return &chunk{} }}
 
+	// IDs written by this run, to drop the rows they supersede
+	var retried map[string]bool
+	if o.RetryFailed && len(pl.FailedParts) > 0 && !o.Discard {
+		retried = map[string]bool{}
+	}
 	// writer
 	var werr error
 	wdone := make(chan struct{})
@@ -180,6 +185,9 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 				}
 				if w != nil && werr == nil {
 					w.Append(r)
+					if retried != nil {
+						retried[r.ID] = true
+					}
 				}
 			}
 			res.Ran += ok + failed
@@ -256,6 +264,19 @@ issue:
 	res.Elapsed = time.Since(start)
 	if werr != nil {
 		return res, fmt.Errorf("writing results to %s: %w", o.Out, werr)
+	}
+	// retried points now have a newer row: drop their old failed rows, part
+	// by part, each replaced atomically
+	if len(retried) > 0 {
+		for _, part := range pl.FailedParts {
+			n, err := dataset.DropRows(context.WithoutCancel(ctx), part, func(id string) bool { return retried[id] })
+			if err != nil {
+				return res, fmt.Errorf("dropping retried rows from %s: %w", part, err)
+			}
+			if n > 0 {
+				logf("replaced %d failed rows of %s by their retries", n, filepath.Base(part))
+			}
+		}
 	}
 	if gerr != nil {
 		return res, gerr

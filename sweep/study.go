@@ -611,12 +611,27 @@ func compileWhere(src string, params []engine.Param, s *Study) (Constraint, erro
 		c.names = append(c.names, n)
 		c.params = append(c.params, i)
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	prog, err := expr.Compile(src, ExprOptions(env, true)...)
 	if err != nil {
 		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, firstLine(err.Error()))
 	}
 	c.prog = prog
 	return c, nil
+}
+
+// ExprOptions are the options of every expression sweep compiles (study
+// constraints, analysis filters): the given variables, a bounded size, and
+// only side-effect-free arithmetic builtins (abs, ceil, floor, round, min, max,
+// int, float); no other functions, no loops over collections.
+func ExprOptions(env map[string]any, asBool bool) []expr.Option {
+	opts := []expr.Option{expr.Env(env), expr.MaxNodes(500), expr.DisableAllBuiltins()}
+	for _, b := range []string{"abs", "ceil", "floor", "round", "min", "max", "int", "float"} {
+		opts = append(opts, expr.EnableBuiltin(b))
+	}
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	return opts
 }
 
 type identVisitor func(string)

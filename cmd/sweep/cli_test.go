@@ -170,7 +170,12 @@ func TestInterruptExit130(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	// interrupt once the first part has landed: mid-sweep for sure
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if p, _ := dataset.Parts(dir); len(p) > 0 {
+			break
+		}
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	cmd.Wait()
 	code := cmd.ProcessState.ExitCode()
@@ -195,6 +200,22 @@ func TestInterruptExit130(t *testing.T) {
 	}
 	if _, n := rowsOf(t, dir); n != want {
 		t.Fatalf("after resume %d rows, want %d", n, want)
+	}
+}
+
+// TestEarlyInterrupt interrupts a run before its first point: exit 130.
+func TestEarlyInterrupt(t *testing.T) {
+	cmd := exec.Command(sweepBin, "run", "testdata/kill.toml", "--out", t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 && code != -1 {
+		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -481,6 +482,67 @@ func TestPresetsEvaluate(t *testing.T) {
 		out := make([]engine.Value, len(e.Metrics()))
 		if n := testing.AllocsPerRun(10, func() { _ = e.Evaluate(ctx, p, out) }); n != 0 {
 			t.Errorf("%s: Evaluate allocates %v times", name, n)
+		}
+	}
+}
+
+// TestArchitectureProperties checks invariants over random architectures:
+// latency never beats the roofline, utilisation stays in [0, 1], no metric
+// is NaN, and total >= active >= active without input embedding.
+func TestArchitectureProperties(t *testing.T) {
+	e := New()
+	r := rand.New(rand.NewPCG(7, 11))
+	pick := func(xs ...any) any { return xs[r.IntN(len(xs))] }
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	for range n {
+		E := pick(0, 4, 16, 64, 256).(int)
+		kv := map[string]any{
+			"d_model": pick(512, 2048).(int), "n_heads": pick(8, 16).(int), "n_layers": pick(1, 4, 9).(int),
+			"tp": pick(1, 2, 8).(int), "ffn": pick("gelu", "swiglu", "geglu"), "batch_size": pick(1, 7, 128, 600).(int),
+			"seq_len": pick(1, 300, 4096).(int), "pim": pick(true, false), "biases": pick(true, false),
+			"norm": pick("none", "rmsnorm", "layernorm", "layernorm_nobias"), "attn_sinks": pick(true, false),
+			"tied_embeddings": pick(true, false), "lm_head_bias": pick(true, false), "num_experts": E,
+		}
+		if pick(true, false).(bool) {
+			kv["kv_lora_rank"] = pick(64, 512).(int)
+			kv["q_lora_rank"] = pick(0, 96).(int)
+			kv["qk_rope_head_dim"] = pick(0, 64).(int)
+		} else {
+			kv["n_kv_heads"] = pick(1, 2, 8).(int)
+			kv["qk_norm"] = pick("none", "head", "full")
+		}
+		if E > 0 {
+			kv["top_k"] = 1 + r.IntN(min(E, 8))
+			kv["d_ff_expert"] = pick(64, 1408).(int)
+			kv["shared_experts"] = pick(0, 1, 2).(int)
+			kv["shared_expert_gate"] = pick(true, false)
+			kv["dense_layers"] = pick(0, 1).(int)
+			kv["moe_layer_freq"] = pick(1, 2).(int)
+			kv["router_bias"] = pick(true, false)
+			kv["resident_experts"] = pick(0, 8, 4096).(int)
+		}
+		m := metrics(t, e, kv)
+		for name, v := range m {
+			if v.Kind == engine.Float && (math.IsNaN(v.F) || math.IsInf(v.F, 0)) {
+				t.Fatalf("%v: %s = %v", kv, name, v.F)
+			}
+		}
+		if m["latency_s"].F < m["roofline_latency_s"].F {
+			t.Fatalf("%v: latency %g beats roofline %g", kv, m["latency_s"].F, m["roofline_latency_s"].F)
+		}
+		if u := m["array_utilization"].F; u < 0 || u > 1 {
+			t.Fatalf("%v: utilisation %g", kv, u)
+		}
+		tot, act, noEmb := m["params_total"].I, m["params_active_total"].I, m["params_active_total_no_embedding"].I
+		if !(tot >= act && act >= noEmb && noEmb > 0) {
+			t.Fatalf("%v: total %d, active %d, active without input embedding %d", kv, tot, act, noEmb)
+		}
+		L, moeL := m["in.n_layers"].I, m["moe_layers"].I
+		if want := m["params_embedding"].I + moeL*m["params_layer"].I*b2i(E > 0) + (L-moeL*b2i(E > 0))*m["params_layer_dense"].I; tot-want < 0 || tot-want > 2*m["in.d_model"].I {
+			t.Fatalf("%v: total %d is not embeddings + layers (+ final norm) = %d", kv, tot, want)
 		}
 	}
 }

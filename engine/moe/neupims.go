@@ -297,10 +297,10 @@ func LoadSeqTrace(path string) ([]Request, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return nil, &engine.FileError{Path: path, Line: line, Msg: "malformed CSV", Err: err}
+			return nil, &engine.FileError{Path: path, Line: csvErrLine(err), Msg: "malformed CSV", Err: err}
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) < 2 {
 			return nil, &engine.FileError{Path: path, Line: line, Msg: fmt.Sprintf("want 2 fields seq_len,ch_idx, got %d", len(rec))}
 		}
@@ -318,6 +318,15 @@ func LoadSeqTrace(path string) ([]Request, error) {
 		return nil, &engine.FileError{Path: path, Msg: "no requests"}
 	}
 	return reqs, nil
+}
+
+// csvErrLine is the line of a CSV parse error (0 if unknown).
+func csvErrLine(err error) int {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.Line
+	}
+	return 0
 }
 
 // maxTraceK is how many top experts per token a routing trace keeps.
@@ -361,10 +370,10 @@ func LoadRoutingTrace(path string) (*RoutingTrace, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return nil, &engine.FileError{Path: path, Line: line, Msg: "malformed CSV", Err: err}
+			return nil, &engine.FileError{Path: path, Line: csvErrLine(err), Msg: "malformed CSV", Err: err}
 		}
+		line, _ := cr.FieldPos(0)
 		if first == "" {
 			first = rec[0]
 		}

@@ -142,7 +142,7 @@ var paramTable = [nParams]engine.Param{
 	pDFFShared:     ipDerived("d_ff_shared", "", "width of one shared expert; unset = d_ff_expert"),
 	pSharedGate:    bp("shared_expert_gate", "a sigmoid gate d_model -> 1 scales the shared experts' output (Qwen-MoE)", false),
 	pDenseLayers:   ip("dense_layers", "", "leading layers with a dense FFN before the MoE layers", 0),
-	pMoEFreq:       ip("moe_layer_freq", "", "after the dense layers, layer i (from 0) is MoE when i mod moe_layer_freq = 0, else dense", 1),
+	pMoEFreq:       ip("moe_layer_freq", "", "layer i >= dense_layers (counting from 0) is MoE when i mod moe_layer_freq = 0, else dense", 1),
 	pBiases:        bp("biases", "linear layers carry biases: the default of qkv_bias, out_bias and ffn_bias", false),
 	pQKVBias:       bpDerived("qkv_bias", "Q, K, V projections carry biases; unset = biases"),
 	pOutBias:       bpDerived("out_bias", "attention output projection carries a bias; unset = biases"),
