@@ -52,6 +52,9 @@ func verbs() []verb {
 		{"params", "list the embedded engine's parameters and metrics", runParams},
 		{"models", "list model presets, or count one model's parameters (preset or config.json)", runModels},
 		{"neupims", "NeuPIMs-compatible front end: NeuPIMs' flags and input files in, its TSV outputs out", runNeuPIMs},
+		{"best", "print the best points of a dataset by one metric", runBest},
+		{"pareto", "print the Pareto front of a dataset over two or more objectives", runPareto},
+		{"report", "summarise a dataset and write charts and an HTML report", runReport},
 		{"version", "print the tool and engine versions", runVersion},
 	}
 }
