@@ -36,5 +36,17 @@ lint: ## gofmt and go vet
 bench: ## benchmarks that print figures (engine, runner, writer)
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./sweep/...
 
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each (crashers land in testdata/fuzz)
+	CGO_ENABLED=0 $(GO) test ./sweep -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	CGO_ENABLED=0 $(GO) test ./engine/moe -run '^$$' -fuzz '^FuzzNeuPIMsJSON$$' -fuzztime $(FUZZTIME)
+	CGO_ENABLED=0 $(GO) test ./engine/moe -run '^$$' -fuzz '^FuzzTraces$$' -fuzztime $(FUZZTIME)
+	CGO_ENABLED=0 $(GO) test ./engine/moe -run '^$$' -fuzz '^FuzzHFConfig$$' -fuzztime $(FUZZTIME)
+
+KILLS ?= 20
+torture: ## SIGKILL a 200k-point sweep KILLS times, resuming each time; compare with an uninterrupted run
+	SWEEP_TORTURE_KILLS=$(KILLS) SWEEP_TORTURE_STUDY=testdata/torture.toml \
+	  CGO_ENABLED=0 $(GO) test ./cmd/sweep -run '^TestKillAndResume$$' -count=1 -v -timeout 30m
+
 clean: ## remove build output (datasets under results/ are kept)
 	rm -rf bin

@@ -91,8 +91,14 @@ func planCount(t *testing.T, study string) int {
 // TestKillAndResume SIGKILLs a real `sweep run` at random moments, resumes
 // each time, and checks the final dataset holds every point exactly once
 // with the values of an uninterrupted run.
+//
+// `make torture` sets SWEEP_TORTURE_KILLS=20 and
+// SWEEP_TORTURE_STUDY=testdata/torture.toml (200k points).
 func TestKillAndResume(t *testing.T) {
 	study := "testdata/kill.toml"
+	if s := os.Getenv("SWEEP_TORTURE_STUDY"); s != "" {
+		study = s
+	}
 	want := planCount(t, study)
 	ref := t.TempDir()
 	if _, errs, code := runCLI(t, "run", study, "--out", ref, "--progress", "none", "--quiet"); code != 0 {

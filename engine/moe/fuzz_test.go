@@ -77,3 +77,29 @@ func FuzzTraces(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHFConfig feeds arbitrary bytes to the Hugging Face config.json import
+// (through CountConfig, which also counts the model): counts or a
+// *engine.FileError / *engine.ParamError, never a panic.
+func FuzzHFConfig(f *testing.F) {
+	files, _ := filepath.Glob("testdata/hf/*.json")
+	for _, p := range files {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := writeTemp(t, "config.json", data)
+		c, err := CountConfig(p)
+		if err != nil {
+			var pe *engine.ParamError
+			if !isFileError(err) && !errors.As(err, &pe) {
+				t.Fatalf("error %T: %v", err, err)
+			}
+			return
+		}
+		if c.Total < 0 || c.Active < 0 || c.Active > c.Total {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+}
