@@ -3,6 +3,7 @@ package moe
 import (
 	"math"
 	"math/bits"
+	"sync"
 )
 
 // rng is SplitMix64: tiny, fast, and fully determined by its seed, so a point
@@ -61,7 +62,72 @@ type routeStats struct {
 // token t takes the top_k experts of trace row t mod rows. With
 // capacity_factor c > 0 an expert accepts at most ceil(c·batch·top_k/E)
 // tokens, in token order; the rest are dropped and counted.
+//
+// A sample depends only on the routing inputs (experts, top_k, batch,
+// capacity, distribution, skew, trace, seed, resident experts), which most
+// sweeps repeat across many points (every sequence length, scaling mode or
+// hardware setting): samples are memoised, so each distinct routing is
+// drawn once per process. The result is the same either way.
 func (c *config) route(load []int32) routeStats {
+	key := routeKey{E: c.E, K: c.K, batch: c.batch, capacity: c.capacity, skew: c.skew,
+		routing: c.routing, trace: c.rtrace, seed: c.seed, resident: c.resident}
+	if st, ok := routes.get(&key, load); ok {
+		return st
+	}
+	st := c.sample(load)
+	routes.put(&key, st, load[:c.E])
+	return st
+}
+
+// routeKey identifies a routing sample.
+type routeKey struct {
+	E, K, batch, seed, resident int64
+	capacity, skew              float64
+	routing                     string
+	trace                       *RoutingTrace
+}
+
+type routeEntry struct {
+	st   routeStats
+	load []int32
+}
+
+// routeCache memoises routing samples, bounded in memory.
+type routeCache struct {
+	mu    sync.RWMutex
+	m     map[routeKey]routeEntry
+	elems int // int32s held
+}
+
+// routeCacheElems bounds the cache: 4M expert counts (16 MiB).
+const routeCacheElems = 4 << 20
+
+var routes routeCache
+
+func (rc *routeCache) get(k *routeKey, load []int32) (routeStats, bool) {
+	rc.mu.RLock()
+	e, ok := rc.m[*k]
+	rc.mu.RUnlock()
+	if !ok {
+		return routeStats{}, false
+	}
+	copy(load, e.load)
+	return e.st, true
+}
+
+func (rc *routeCache) put(k *routeKey, st routeStats, load []int32) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.m == nil || rc.elems+len(load) > routeCacheElems {
+		rc.m = map[routeKey]routeEntry{}
+		rc.elems = 0
+	}
+	rc.m[*k] = routeEntry{st: st, load: append([]int32(nil), load...)}
+	rc.elems += len(load)
+}
+
+// sample draws the routing of one batch (see route).
+func (c *config) sample(load []int32) routeStats {
 	E, K := c.E, c.K
 	for i := range load[:E] {
 		load[i] = 0
