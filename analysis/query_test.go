@@ -378,3 +378,36 @@ func TestTableFormats(t *testing.T) {
 		t.Errorf("table:\n%s", b.String())
 	}
 }
+
+// TestWhereLikeStudyConstraints: filters accept what study constraints
+// accept (operators, arithmetic builtins) and refuse the rest.
+func TestWhereLikeStudyConstraints(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rows := writeSynth(t, dir, 400, 400, 3)
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Top: 1000, Where: `abs(latency_s - 3) < 1 && max(top_k, 2) == 2 && num_experts % 16 == 0`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, r := range rows {
+		v, ok := r.num("latency_s")
+		if r.ok && ok && v > 2 && v < 4 && r.experts%16 == 0 {
+			want++
+		}
+	}
+	if len(tab.Rows) != want {
+		t.Errorf("%d rows, want %d", len(tab.Rows), want)
+	}
+	for _, bad := range []string{`now() > 0`, `len(moe_ffn_scaling) > 3`} {
+		_, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Where: bad})
+		var ie *sweep.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("%s: error %v, want *sweep.InputError", bad, err)
+		}
+	}
+}

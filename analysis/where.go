@@ -16,8 +16,9 @@ import (
 )
 
 // Where is a compiled row filter: an expr expression over the dataset's
-// columns (parameters and metrics alike), written as in a study's `where`
-// constraints, e.g. `batch_size >= 128 && moe_ffn_scaling == "compute"`.
+// columns (parameters and metrics alike), written and compiled as a study's
+// `where` constraints are (sweep.ExprOptions: arithmetic builtins only), e.g.
+// `batch_size >= 128 && moe_ffn_scaling == "compute"`.
 //
 // A row whose referenced values include a null does not match, as in SQL.
 // A Where is not safe for concurrent use.
@@ -68,7 +69,7 @@ func (d *Dataset) CompileWhere(src string) (*Where, error) {
 			env[c.Name] = zeroOf(c.Kind)
 		}
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	prog, err := expr.Compile(src, sweep.ExprOptions(env, true)...)
 	if err != nil {
 		return nil, bad("bad expression %q: %v", src, firstLine(err.Error()))
 	}
