@@ -108,7 +108,8 @@ func arrowType(k engine.Kind) arrow.DataType {
 }
 
 // Parts lists the dataset's part files (sorted), ignoring temporaries and
-// subfolders. A missing folder has no parts.
+// subfolders, and the inputs of an interrupted compaction that committed
+// its merged part (see Compact). A missing folder has no parts.
 func Parts(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -125,7 +126,7 @@ func Parts(dir string) ([]string, error) {
 		}
 	}
 	sort.Strings(parts)
-	return parts, nil
+	return dropSuperseded(dir, parts), nil
 }
 
 // RemoveTemps deletes temporaries left by a crashed writer. Only the caller

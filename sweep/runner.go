@@ -98,6 +98,12 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		if stale != "" {
 			logf("taking over a lock left by a run that ended without releasing it (%s)", stale)
 		}
+		// held shared by every run, so no compaction starts under one
+		dl, err := dataset.LockShared(ctx, o.Out, func() { logf("waiting for a compaction of %s to finish", o.Out) })
+		if err != nil {
+			return nil, err
+		}
+		defer dl.Release()
 		if err := removeTemps(o.Out, o.Shard); err != nil {
 			return nil, err
 		}

@@ -55,6 +55,8 @@ func verbs() []verb {
 		{"best", "print the best points of a dataset by one metric", runBest},
 		{"pareto", "print the Pareto front of a dataset over two or more objectives", runPareto},
 		{"report", "summarise a dataset and write charts and an HTML report", runReport},
+		{"slurm", "write (and submit) a Slurm job array that runs a study in shards", runSlurm},
+		{"compact", "merge a dataset's small part files into larger ones, safely", runCompact},
 		{"version", "print the tool and engine versions", runVersion},
 	}
 }

@@ -8,8 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/sweep-dse/sweep/dataset"
+	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/sweep"
 )
 
@@ -37,6 +42,13 @@ func runStatus(ctx context.Context, stdout, stderr io.Writer, args []string) err
 func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return usageErr(fmt.Sprintf("status: %s is not a dataset folder", dir))
+	}
+	// a consistent view: wait while a compaction rewrites the parts (best
+	// effort: a folder we may not write to is read without the lock)
+	if l, err := dataset.LockShared(ctx, dir, func() { fmt.Fprintf(w, "waiting for a compaction of %s to finish\n", dir) }); err == nil {
+		defer l.Release()
+	} else if ctx.Err() != nil {
+		return err
 	}
 	parts, err := dataset.Parts(dir)
 	if err != nil {
@@ -94,6 +106,9 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	for _, b := range bad {
 		fmt.Fprintf(w, "warning: %v\n", b)
 	}
+	if p := dataset.PendingCompaction(dir); p != "" {
+		fmt.Fprintf(w, "warning: %s\n", p)
+	}
 	// the study: from --study or from the newest part's metadata
 	var s *sweep.Study
 	if o.Study != "" {
@@ -113,7 +128,7 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	}
 	var problems []string
 	if s != nil {
-		pl, err := sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true})
+		pl, err := sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true, RetryFailed: true})
 		if err != nil {
 			return err
 		}
@@ -125,12 +140,39 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		if pl.Failed > 0 {
 			problems = append(problems, fmt.Sprintf("%d points failed", pl.Failed))
 		}
+		if o.Verify && (pending > 0 || pl.Failed > 0) {
+			failedIDs := map[string]bool{}
+			for id, st := range ids {
+				if st.ok == 0 {
+					failedIDs[id] = true
+				}
+			}
+			if err := listProblemPoints(ctx, w, dir, s, pl, failedIDs, pending); err != nil {
+				return err
+			}
+		}
 	} else if failedPoints > 0 {
 		problems = append(problems, fmt.Sprintf("%d points failed", failedPoints))
 	}
 	if dups > 0 {
 		fmt.Fprintf(w, "duplicates: %d points have more than one row\n", dups)
 		problems = append(problems, fmt.Sprintf("%d points duplicated", dups))
+		if o.Verify {
+			var dupIDs []string
+			for id, st := range ids {
+				if st.ok > 1 || (st.ok == 0 && st.failed > 1) {
+					dupIDs = append(dupIDs, id)
+				}
+			}
+			sort.Strings(dupIDs)
+			for i, id := range dupIDs[:min(len(dupIDs), problemExamples)] {
+				st := ids[id]
+				fmt.Fprintf(w, "  %s  %d ok rows, %d failed rows\n", id, st.ok, st.failed)
+				if i == problemExamples-1 && len(dupIDs) > problemExamples {
+					fmt.Fprintf(w, "  ... and %d more\n", len(dupIDs)-problemExamples)
+				}
+			}
+		}
 	}
 	if len(bad) > 0 {
 		problems = append(problems, fmt.Sprintf("%d unreadable parts", len(bad)))
@@ -140,9 +182,88 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 			return errors.New("verify: no study to check against; pass --study FILE")
 		}
 		if len(problems) > 0 {
-			return fmt.Errorf("verify failed: %v", problems)
+			return fmt.Errorf("verify failed: %s", strings.Join(problems, ", "))
 		}
 		fmt.Fprintln(w, "verify:  ok, every point present exactly once")
+	}
+	return nil
+}
+
+// problemExamples is how many missing, failed or duplicated points
+// status --verify lists.
+const problemExamples = 5
+
+// listProblemPoints prints the first few missing and failed points of the
+// plan (which must have been expanded with RetryFailed, so that Pending
+// holds both), with their IDs, the values the study varies and, for failed
+// points, the error of their row. failed holds the IDs whose rows all failed.
+func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.Study, pl *sweep.Plan, failed map[string]bool, missing int64) error {
+	type point struct{ id, desc string }
+	var miss, fail []point
+	p := make([]engine.Value, len(s.Engine.Params()))
+	h := sweep.NewHasher(s.Engine)
+	for _, idx := range pl.Pending {
+		if len(miss) >= problemExamples && (len(fail) >= problemExamples || int64(len(fail)) == pl.Failed) {
+			break
+		}
+		s.Fill(idx, p)
+		desc := s.Describe(p) // the study's own values, before defaults
+		if err := s.Engine.Resolve(s.Dir, p); err != nil {
+			return s.ErrorAt(err, desc)
+		}
+		id := h.ID(p).String()
+		if failed[id] {
+			if len(fail) < problemExamples {
+				fail = append(fail, point{id, desc})
+			}
+		} else if len(miss) < problemExamples {
+			miss = append(miss, point{id, desc})
+		}
+	}
+	if len(miss) > 0 {
+		fmt.Fprintf(w, "missing: %d points, e.g.\n", missing)
+		for _, m := range miss {
+			fmt.Fprintf(w, "  %s  %s\n", m.id, m.desc)
+		}
+	}
+	if len(fail) == 0 {
+		return nil
+	}
+	// the error texts of the listed failed points
+	errs := map[string]string{}
+	want := map[string]bool{}
+	for _, f := range fail {
+		want[f.id] = true
+	}
+	parts, err := dataset.Parts(dir)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		err := dataset.Scan(ctx, part, []string{dataset.ColID, dataset.ColError}, func(rec arrow.RecordBatch) error {
+			ids, ok1 := rec.Column(0).(*array.String)
+			es, ok2 := rec.Column(1).(*array.String)
+			if !ok1 || !ok2 {
+				return nil
+			}
+			for i := 0; i < ids.Len(); i++ {
+				if id := ids.Value(i); want[id] {
+					errs[id] = es.Value(i) // the last row's error wins
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			continue // unreadable parts are reported above
+		}
+	}
+	fmt.Fprintf(w, "failed: %d points, e.g. (rerun them with sweep run --retry-failed)\n", pl.Failed)
+	for _, f := range fail {
+		e := strings.TrimSpace(errs[f.id])
+		if i := strings.IndexByte(e, '\n'); i >= 0 {
+			e = e[:i] + " ..."
+		}
+		fmt.Fprintf(w, "  %s  %s: %s\n", f.id, f.desc, e)
 	}
 	return nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sweep-dse/sweep/dataset"
+	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/sweep"
+)
+
+func TestCompactVerb(t *testing.T) {
+	dir := t.TempDir()
+	for _, sh := range []string{"0/3", "1/3", "2/3"} {
+		if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--shard", sh, "--flush-rows", "8", "--progress", "none", "--quiet"); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	before, n := rowsOf(t, dir)
+	parts, _ := dataset.Parts(dir)
+	if n != 180 || len(parts) < 20 {
+		t.Fatalf("setup: %d rows in %d parts", n, len(parts))
+	}
+	// a dry run changes nothing
+	stdout, errs, code := runCLI(t, "compact", dir, "--dry-run")
+	if code != 0 || !strings.Contains(stdout, "would become 1") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, stdout, errs)
+	}
+	if p, _ := dataset.Parts(dir); len(p) != len(parts) {
+		t.Fatal("dry run merged")
+	}
+	// not under a run
+	run, err := dataset.LockShared(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout, errs, code := runCLI(t, "compact", dir); code != 1 || !strings.Contains(errs, "busy") {
+		t.Fatalf("compact under a run: exit %d\n%s%s", code, stdout, errs)
+	}
+	run.Release()
+	stdout, errs, code = runCLI(t, "compact", dir)
+	if code != 0 || !strings.Contains(stdout, "parts -> 1 ") {
+		t.Fatalf("compact: exit %d\n%s%s", code, stdout, errs)
+	}
+	after, n := rowsOf(t, dir)
+	if n != 180 || len(after) != 180 {
+		t.Fatalf("after compact: %d rows, %d points", n, len(after))
+	}
+	for id, v := range before {
+		if after[id] != v {
+			t.Fatalf("point %s changed", id)
+		}
+	}
+	if stdout, errs, code := runCLI(t, "status", dir, "--verify"); code != 0 {
+		t.Fatalf("status --verify after compact: %d\n%s%s", code, stdout, errs)
+	}
+	// resume after compaction runs nothing
+	stdout, errs, code = runCLI(t, "run", seedStudy, "--out", dir, "--progress", "none")
+	if code != 0 || !strings.Contains(stdout, "ran 0 ") {
+		t.Fatalf("resume after compact: %d\n%s%s", code, stdout, errs)
+	}
+	if _, errs, code := runCLI(t, "compact", dir, "--target-size", "big"); code != 2 {
+		t.Fatalf("bad --target-size: exit %d %s", code, errs)
+	}
+	if _, errs, code := runCLI(t, "compact", filepath.Join(dir, "nope")); code == 0 {
+		t.Fatalf("missing folder: exit 0 %s", errs)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1000": 1000, "64KiB": 64 << 10, "128MiB": 128 << 20, "2GiB": 2 << 30, "3M": 3 << 20, "5 MB": 5 << 20, "7B": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "x", "1.5M", "9999999999GiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q): want an error", in)
+		}
+	}
+}
+
+// TestStatusVerifyListsProblems: --verify names a few missing and failed
+// points (ID, the study's values, the error) and exits 1.
+func TestStatusVerifyListsProblems(t *testing.T) {
+	dir := t.TempDir()
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--shard", "0/2", "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	// a failed row for a point of the other shard
+	s, err := sweep.Load(seedStudy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sweep.NewHasher(s.Engine)
+	p := make([]engine.Value, len(s.Engine.Params()))
+	var failedID, failedDesc string
+	for idx := int64(0); idx < s.Combinations(); idx++ {
+		s.Fill(idx, p)
+		desc := s.Describe(p)
+		s.Engine.Resolve(s.Dir, p)
+		if id := h.ID(p); (sweep.Shard{I: 1, N: 2}).Has(id) {
+			failedID, failedDesc = id.String(), desc
+			break
+		}
+	}
+	w, err := dataset.NewWriter(dir, "hand", s.Engine, map[string]string{dataset.MetaStudy: s.Text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(&dataset.Row{ID: failedID, Status: dataset.StatusFailed, Error: "simulator exploded\nsecond line", Params: p, Metrics: make([]engine.Value, len(s.Engine.Metrics())), Finished: time.Now()})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, errs, code := runCLI(t, "status", dir, "--study", seedStudy, "--verify")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, errs)
+	}
+	pl, err := sweep.Expand(context.Background(), s, dir, sweep.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := pl.Points - pl.Done - pl.Failed
+	for _, want := range []string{
+		"missing: " + itoa(missing) + " points, e.g.",
+		"failed: 1 points",
+		failedID + "  " + failedDesc + ": simulator exploded ...",
+		"num_experts=",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Count(stdout, "\n  ") != 5+1 {
+		t.Errorf("want 5 missing and 1 failed point listed:\n%s", stdout)
+	}
+	if !strings.Contains(errs, "verify failed: "+itoa(missing)+" points missing, 1 points failed") {
+		t.Errorf("error: %s", errs)
+	}
+	// without --verify: the summary only, exit 0
+	if stdout, _, code := runCLI(t, "status", dir, "--study", seedStudy); code != 0 || strings.Contains(stdout, "e.g.") {
+		t.Errorf("status without --verify: exit %d\n%s", code, stdout)
+	}
+	// a pending compaction is reported
+	if err := os.WriteFile(filepath.Join(dir, dataset.JournalName), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, _, _ := runCLI(t, "status", dir, "--study", seedStudy); !strings.Contains(stdout, "journal") {
+		t.Errorf("damaged compaction journal not reported:\n%s", stdout)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
