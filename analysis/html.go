@@ -276,6 +276,16 @@ nav a { margin-right: 1em; }
 
 <h2 id="study">Study</h2>
 {{if .R.Dataset.StudyText}}<pre>{{.R.Dataset.StudyText}}</pre>{{else}}<p>The dataset carries no study text.</p>{{end}}
+<script>
+// Marks how many charts the browser decoded, for automated checks.
+addEventListener("load", function () {
+  var imgs = document.querySelectorAll("img[data-chart]"), ok = 0;
+  for (var i = 0; i < imgs.length; i++) {
+    if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+  }
+  document.body.setAttribute("data-charts-loaded", ok + "/" + imgs.length);
+});
+</script>
 </body>
 </html>
 {{define "figure"}}<figure id="{{.ID}}">
