@@ -292,12 +292,14 @@ func (r *Report) paretoChart() (*Chart, error) {
 	}
 	n := r.Stats.Matched
 	sampleName := fmt.Sprintf("all points (%d)", len(r.sample))
+	what := fmt.Sprintf("all %d points", len(r.sample))
 	if int64(len(r.sample)) < n {
-		sampleName = fmt.Sprintf("sample of %d of %d points", len(r.sample), n)
+		sampleName = fmt.Sprintf("sampled points (%d)", len(r.sample))
+		what = fmt.Sprintf("a uniform sample of %d of the %d points", len(r.sample), n)
 	}
 	frontName := fmt.Sprintf("Pareto front (%d)", len(r.frontK))
 	c.Series = []string{sampleName, frontName}
-	c.Caption = fmt.Sprintf("Grey: %s. Red: the non-dominated points", sampleName)
+	c.Caption = fmt.Sprintf("Grey: %s. Red: the non-dominated points", what)
 	if len(r.Options.Objectives) > 2 {
 		var rest []string
 		for _, o := range r.Options.Objectives[2:] {

@@ -74,8 +74,11 @@ type htmlData struct {
 	StudyErr   string
 }
 
-// maxFrontRows bounds the Pareto table of the page.
-const maxFrontRows = 200
+// Bounds on the page's tables.
+const (
+	maxFrontRows      = 200 // rows of the Pareto table
+	maxHTMLAxisValues = 60  // values listed per axis
+)
 
 // WriteHTML writes the self-contained report page.
 func (r *Report) WriteHTML(w io.Writer) error {
@@ -139,12 +142,18 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	data.Axes.Numeric = []bool{false, false, false}
 	for _, a := range r.Axes {
 		var vals []string
-		for _, v := range a.Values {
+		for i, v := range a.Values {
+			if i == maxHTMLAxisValues {
+				break
+			}
 			vals = append(vals, fmt.Sprintf("%s (%d)", orNull(v.Value), v.Rows))
 		}
 		s := strings.Join(vals, ", ")
-		if a.More {
+		switch {
+		case a.More:
 			s += fmt.Sprintf(", ... (more than %d distinct values)", maxAxisDistinct)
+		case len(a.Values) > maxHTMLAxisValues:
+			s += fmt.Sprintf(", ... (%d distinct values)", len(a.Values))
 		}
 		data.Axes.Rows = append(data.Axes.Rows, []string{a.Column.Name, a.Column.Unit, s})
 	}
@@ -237,7 +246,7 @@ nav a { margin-right: 1em; }
 
 <h2 id="summary">Summary</h2>
 <table class="kv">
-<tr><th>dataset</th><td><code>{{.R.Dataset.Dir}}</code> ({{len .R.Dataset.Parts}} part files)</td></tr>
+<tr><th>dataset</th><td><code>{{.R.Dataset.Dir}}</code> ({{len .R.Dataset.Parts}} part file{{if ne (len .R.Dataset.Parts) 1}}s{{end}})</td></tr>
 <tr><th>rows</th><td>{{.R.Stats.Rows}}: {{.R.Stats.OK}} ok, {{.R.Stats.Failed}} failed ({{pct .R.Stats.Failed .R.Stats.Rows}} %)</td></tr>
 {{if .R.Options.Where}}<tr><th>filter</th><td><code>{{.R.Options.Where}}</code>: {{.R.Stats.Matched}} ok rows match; charts, rankings and the front use these only</td></tr>{{end}}
 <tr><th>engine</th><td>{{.Engine}}</td></tr>

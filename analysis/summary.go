@@ -18,7 +18,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	d := r.Dataset
 	var b strings.Builder
 	st := r.Stats
-	fmt.Fprintf(&b, "dataset  %s: %d parts, %d rows (%d ok, %d failed)\n", d.Dir, len(d.Parts), st.Rows, st.OK, st.Failed)
+	fmt.Fprintf(&b, "dataset  %s: %s, %d rows (%d ok, %d failed)\n", d.Dir, plural(len(d.Parts), "part"), st.Rows, st.OK, st.Failed)
 	if d.Study != nil {
 		fmt.Fprintf(&b, "study    %s", d.Study.Name)
 		if d.Study.Description != "" {
@@ -57,19 +57,11 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			for _, v := range a.Values {
 				vals = append(vals, orNull(v.Value))
 			}
-			more := ""
-			if a.More {
-				more = ", ..."
-			}
 			n := fmt.Sprint(len(a.Values))
 			if a.More {
 				n = "over " + n
 			}
-			list := strings.Join(vals, ", ")
-			if len(list) > 100 {
-				list = list[:97] + "..."
-			}
-			fmt.Fprintf(&b, "%s%-*s  %s values: %s%s\n", head, wid, a.Column.Label(), n, list, more)
+			fmt.Fprintf(&b, "%s%-*s  %s values: %s\n", head, wid, a.Column.Label(), n, listShort(vals, a.More, 90))
 		}
 	}
 	if len(r.Errors) > 0 {
@@ -134,4 +126,30 @@ func settings(t *Table, row []engine.Value) string {
 		parts = append(parts, "("+id+")")
 	}
 	return strings.Join(parts, " ")
+}
+
+// listShort joins values with commas, cut to about width characters with a
+// trailing "..." when cut or when more values exist.
+func listShort(vals []string, more bool, width int) string {
+	var b strings.Builder
+	for i, v := range vals {
+		if i > 0 && b.Len()+len(v)+2 > width {
+			return b.String() + ", ..."
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v)
+	}
+	if more {
+		b.WriteString(", ...")
+	}
+	return b.String()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
