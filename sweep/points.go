@@ -1,7 +1,6 @@
 package sweep
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -9,14 +8,15 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/zeebo/xxh3"
 
 	"github.com/sweep-dse/sweep/engine"
 )
 
-// ID is a point's identity: the first 16 bytes of SHA-256 over the engine
-// name, its model version and every resolved parameter (name, kind, value).
-// Editing a study to add values keeps the IDs of existing points; a new model
-// version changes every ID.
+// ID is a point's identity: a 128-bit XXH3 hash of the engine name, its
+// model version, its parameter names and kinds, and every resolved parameter
+// value. Editing a study to add values keeps the IDs of existing points; a
+// new model version changes every ID.
 type ID [16]byte
 
 // String is the ID in hex, as stored in the point_id column.
@@ -36,44 +36,42 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// Hasher computes point IDs for one engine, reusing its buffer.
+// Hasher computes point IDs for one engine, reusing its buffer. It is not
+// safe for concurrent use; use one per goroutine.
 type Hasher struct {
-	prefix []byte
-	names  [][]byte
-	buf    []byte
+	seed uint64 // hash of the engine name, version and parameter schema
+	buf  []byte
 }
 
 // NewHasher returns a Hasher for eng.
 func NewHasher(eng engine.Engine) *Hasher {
-	h := &Hasher{}
-	h.prefix = fmt.Appendf(nil, "sweep-point-v1\x00%s\x00%s\x00", eng.Name(), eng.Version())
+	schema := fmt.Appendf(nil, "sweep-point-v2\x00%s\x00%s\x00", eng.Name(), eng.Version())
 	for _, p := range eng.Params() {
-		h.names = append(h.names, append([]byte(p.Name), 0))
+		schema = fmt.Appendf(schema, "%s:%d\x00", p.Name, p.Kind)
 	}
-	return h
+	return &Hasher{seed: xxh3.Hash(schema)}
 }
 
-// ID hashes a resolved point.
+// ID hashes a resolved point: each value as its kind byte and 8 bytes (a
+// string: its length and bytes), seeded by the schema.
 func (h *Hasher) ID(p []engine.Value) ID {
-	b := append(h.buf[:0], h.prefix...)
-	for i, v := range p {
-		b = append(b, h.names[i]...)
+	b := h.buf[:0]
+	for i := range p {
+		v := &p[i]
 		b = append(b, byte(v.Kind))
 		switch v.Kind {
 		case engine.Int, engine.Bool:
-			b = binary.BigEndian.AppendUint64(b, uint64(v.I))
+			b = binary.LittleEndian.AppendUint64(b, uint64(v.I))
 		case engine.Float:
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.F))
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.F))
 		case engine.String:
-			b = binary.BigEndian.AppendUint32(b, uint32(len(v.S)))
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(v.S)))
 			b = append(b, v.S...)
 		}
 	}
 	h.buf = b
-	sum := sha256.Sum256(b)
-	var id ID
-	copy(id[:], sum[:16])
-	return id
+	sum := xxh3.Hash128Seed(b, h.seed).Bytes()
+	return ID(sum)
 }
 
 // Combinations is the size of the study's grid before constraints.

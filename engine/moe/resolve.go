@@ -83,6 +83,31 @@ func fillFrom(p []engine.Value, vals map[string]engine.Value) {
 	}
 }
 
+// presetVecs caches presets as full parameter vectors (Unset where the
+// preset is silent), so Resolve fills from them without boxing.
+var modelVecs, hardwareVecs sync.Map // name -> *[nParams]engine.Value
+
+func presetVec(cache *sync.Map, name string, values map[int]any) *[nParams]engine.Value {
+	if v, ok := cache.Load(name); ok {
+		return v.(*[nParams]engine.Value)
+	}
+	var vec [nParams]engine.Value
+	for i, x := range values {
+		vec[i] = toValue(paramTable[i].Kind, x)
+	}
+	cache.Store(name, &vec)
+	return &vec
+}
+
+// fillVec sets every unset parameter that vec sets.
+func fillVec(p []engine.Value, vec *[nParams]engine.Value) {
+	for i := range vec {
+		if vec[i].Kind != engine.Unset && p[i].Kind == engine.Unset {
+			p[i] = vec[i]
+		}
+	}
+}
+
 // coerce converts an Int to a Float for float parameters.
 func coerce(k engine.Kind, v engine.Value) engine.Value {
 	if k == engine.Float && v.Kind == engine.Int {
@@ -127,11 +152,7 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		if !ok {
 			return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
 		}
-		for i, x := range pre.Values {
-			if !p[i].IsSet() {
-				p[i] = toValue(paramTable[i].Kind, x)
-			}
-		}
+		fillVec(p, presetVec(&modelVecs, v.S, pre.Values))
 	}
 	// hardware: config files, then preset
 	for _, fi := range []struct {
@@ -155,11 +176,7 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	if !ok {
 		return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
 	}
-	for i, x := range pre.Values {
-		if !p[i].IsSet() {
-			p[i] = toValue(paramTable[i].Kind, x)
-		}
-	}
+	fillVec(p, presetVec(&hardwareVecs, hw.S, pre.Values))
 	// traces
 	var nreq int64
 	if v := p[pSeqTrace]; v.IsSet() && v.S != "" {
@@ -214,14 +231,14 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		if dffeGiven && p[pDFFExpert].I != 0 {
 			return perr(pDFFExpert, p[pDFFExpert], "needs num_experts >= 1 (num_experts = 0 is a dense FFN)")
 		}
-		// a dense layer has no experts: canonical MoE fields are zero
+		// a dense layer has no experts: derived MoE fields are zero. Given
+		// values are kept as given (they change nothing here), so that
+		// resolution never maps two different inputs to one point.
 		p[pTopK] = engine.IntV(0)
 		p[pDFFExpert] = engine.IntV(0)
-		p[pDFFShared] = engine.IntV(0)
-		p[pScaling] = engine.StringV("balanced")
-		p[pSharedGate] = engine.BoolV(false)
-		p[pRouterBias] = engine.BoolV(false)
-		p[pMoEFreq] = engine.IntV(1)
+		if !p[pDFFShared].IsSet() {
+			p[pDFFShared] = engine.IntV(0)
+		}
 	} else {
 		if !topKGiven {
 			p[pTopK] = engine.IntV(min(2, E))
@@ -361,20 +378,27 @@ func validate(p []engine.Value) error {
 		}
 		return nil
 	}
-	for _, c := range []struct {
-		i  int
-		lo int64
-	}{
-		{pDModel, 1}, {pNHeads, 1}, {pNKVHeads, 1}, {pHeadDim, 1}, {pNLayers, 1}, {pVocab, 1},
-		{pDFF, 1}, {pTP, 1}, {pSharedExperts, 0}, {pDenseLayers, 0}, {pMoEFreq, 1}, {pNormsPerLayer, 0}, {pDtypeBytes, 1},
-		{pArrayH, 1}, {pArrayW, 1}, {pArrays, 1}, {pSRAMKB, 0}, {pVectorUnits, 1}, {pVectorWidth, 1},
-		{pHBMChannels, 1}, {pPIMGwrite, 0}, {pPIMGemv, 0}, {pLinkLatency, 0}, {pResident, 0},
-		{pBatch, 1}, {pSeqLen, 1},
-	} {
+	for _, c := range lowerBounds {
 		if err := atLeast(c.i, c.lo); err != nil {
 			return err
 		}
 	}
+	return validateRest(p)
+}
+
+// lowerBounds are the smallest valid values of integer parameters.
+var lowerBounds = []struct {
+	i  int
+	lo int64
+}{
+	{pDModel, 1}, {pNHeads, 1}, {pNKVHeads, 1}, {pHeadDim, 1}, {pNLayers, 1}, {pVocab, 1},
+	{pDFF, 1}, {pTP, 1}, {pSharedExperts, 0}, {pDenseLayers, 0}, {pMoEFreq, 1}, {pNormsPerLayer, 0}, {pDtypeBytes, 1},
+	{pArrayH, 1}, {pArrayW, 1}, {pArrays, 1}, {pSRAMKB, 0}, {pVectorUnits, 1}, {pVectorWidth, 1},
+	{pHBMChannels, 1}, {pPIMGwrite, 0}, {pPIMGemv, 0}, {pLinkLatency, 0}, {pResident, 0},
+	{pBatch, 1}, {pSeqLen, 1},
+}
+
+func validateRest(p []engine.Value) error {
 	if p[pHBMChannels].I > maxChannels {
 		return perr(pHBMChannels, p[pHBMChannels], "must be at most %d", maxChannels)
 	}
