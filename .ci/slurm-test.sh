@@ -23,6 +23,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd -P)
 
 export PATH="/usr/local/go/bin:$PATH"
+# as `make unit` builds: reuses its build cache (a cold build of arrow-go
+# takes minutes on a small machine)
+export CGO_ENABLED=0
 t0=$SECONDS
 say() { printf '== slurm-test: %s (%d s)\n' "$*" "$((SECONDS - t0))"; }
 die() { printf 'slurm-test: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -68,7 +71,7 @@ bash "$root/.ci/slurm-up.sh"
 t_up=$SECONDS
 
 say "building sweep"
-CGO_ENABLED=0 go build -o "$work/sweep" ./cmd/sweep
+go build -o "$work/sweep" ./cmd/sweep
 sweep=$work/sweep
 # compile the comparison test now, so that its build time is not counted below
 go test ./sweep -run '^TestCompareDatasets$' -count=1 >/dev/null

@@ -33,6 +33,7 @@ type BusyError struct {
 	What string // what holds it
 }
 
+// Error implements error.
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("dataset %s is busy: %s; try again when it has finished", e.Dir, e.What)
 }

@@ -33,7 +33,7 @@ type SlurmOptions struct {
 	MaxArraySize int      // the cluster's MaxArraySize (0 = DefaultMaxArraySize)
 	Exe          string   // the sweep binary the jobs run (absolute)
 	RunArgs      []string // more flags for each `sweep run`
-	WorkDir      string   // the jobs' working folder ("" = current)
+	WorkDir      string   // relative paths start here ("" = the current folder)
 	Resubmit     string   // the command that submits again, for messages
 	ToolVersion  string
 }
@@ -121,22 +121,15 @@ func WriteSlurm(s *Study, o SlurmOptions) (*SlurmJob, error) {
 	if j.Out, err = abs(o.Out); err != nil {
 		return nil, err
 	}
-	if o.WorkDir == "" {
-		if o.WorkDir, err = os.Getwd(); err != nil {
-			return nil, err
-		}
-	}
 	if o.Exe == "" {
 		return nil, errors.New("slurm: no sweep binary to run")
 	}
 	if o.Exe, err = abs(o.Exe); err != nil {
 		return nil, err
 	}
-	for _, p := range []struct{ what, path string }{{"the dataset folder", j.Out}, {"the working folder", o.WorkDir}} {
-		// #SBATCH lines are split at blanks; % starts a file-name pattern
-		if strings.ContainsAny(p.path, " \t\n\r%'\"\\") {
-			return nil, &InputError{Key: "--out", Msg: fmt.Sprintf("%s %q contains a blank, quote, backslash or %%, which #SBATCH lines cannot carry; choose another folder", p.what, p.path)}
-		}
+	// #SBATCH lines are split at blanks; % starts a file-name pattern
+	if strings.ContainsAny(j.Out, " \t\n\r%'\"\\") {
+		return nil, &InputError{Key: "--out", Msg: fmt.Sprintf("the dataset folder %q contains a blank, quote, backslash or %%, which #SBATCH lines cannot carry; choose another folder", j.Out)}
 	}
 	j.Opts = o
 	j.LogDir = filepath.Join(j.Out, "slurm")
@@ -190,7 +183,9 @@ func (j *SlurmJob) sbatchHeader(b *strings.Builder, name, output string) {
 	fmt.Fprintf(b, "#SBATCH --output=%s\n", output)
 	b.WriteString("#SBATCH --open-mode=append\n")
 	b.WriteString("#SBATCH --ntasks=1\n")
-	fmt.Fprintf(b, "#SBATCH --chdir=%s\n", o.WorkDir)
+	// the dataset folder is on the shared file system, wherever the
+	// command was run from
+	fmt.Fprintf(b, "#SBATCH --chdir=%s\n", j.Out)
 	if o.Partition != "" {
 		fmt.Fprintf(b, "#SBATCH --partition=%s\n", o.Partition)
 	}

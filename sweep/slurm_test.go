@@ -138,6 +138,7 @@ func TestWriteSlurmScripts(t *testing.T) {
 		"#SBATCH --job-name=sweep-seed-moe\n",
 		"#SBATCH --output=" + filepath.Join(out, "slurm") + "/%x-%A_%a.out\n",
 		"#SBATCH --cpus-per-task=3\n",
+		"#SBATCH --chdir=" + out + "\n",
 		"#SBATCH --partition=gpu\n",
 		"#SBATCH --time=1:00:00\n",
 		"#SBATCH --account=proj\n#SBATCH --qos=low\n",
