@@ -290,7 +290,7 @@ func (r *Report) paretoChart() (*Chart, error) {
 		XLabel: r.label(ox.Metric),
 		YLabel: r.label(oy.Metric),
 	}
-	n := r.Stats.Matched
+	n := r.seen
 	sampleName := fmt.Sprintf("all points (%d)", len(r.sample))
 	what := fmt.Sprintf("all %d points", len(r.sample))
 	if int64(len(r.sample)) < n {

@@ -343,9 +343,10 @@ type ScanStats struct {
 
 // row is one row of a batch during a scan.
 type row struct {
-	arrs []arrow.Array // projected columns, in projection order
-	i    int
-	ok   bool // status is ok
+	arrs  []arrow.Array // projected columns, in projection order
+	i     int
+	ok    bool // status is ok
+	match bool // ok and passes the filter
 }
 
 // num reads column j as a number; false for null, NaN or non-numeric.
@@ -426,14 +427,20 @@ func (p *projection) add(names ...string) {
 	}
 }
 
-// of returns the position of a projected column.
-func (p *projection) of(name string) int { return p.idx[name] }
+// of returns the position of a projected column; asking for a column not
+// projected is a bug.
+func (p *projection) of(name string) int {
+	i, ok := p.idx[name]
+	if !ok {
+		panic("analysis: column " + name + " is not projected")
+	}
+	return i
+}
 
-// scan streams the projected columns of every part, calling fn for every row
-// with ok set from the status column, which is always projected. Rows of ok
-// status are also checked against where (nil = all); fn sees only rows that
-// are either failed or pass the filter, and gets matched = ok && passes.
-// Unreadable parts are skipped and listed in the stats.
+// scan streams the projected columns of every part, calling fn for every
+// row with ok set from the status column (always projected) and match set
+// when the row is ok and passes where (nil = all). Unreadable parts are
+// skipped and listed in the stats.
 func (d *Dataset) scan(ctx context.Context, p *projection, where *Where, fn func(r *row) error) (*ScanStats, error) {
 	p.add(dataset.ColStatus)
 	if where != nil {
@@ -465,24 +472,22 @@ func (d *Dataset) scan(ctx context.Context, p *projection, where *Where, fn func
 				r.i = i
 				st.Rows++
 				r.ok = status != nil && status.IsValid(i) && status.Value(i) == dataset.StatusOK
-				if !r.ok {
+				r.match = r.ok
+				if r.ok {
+					st.OK++
+					if where != nil {
+						m, err := where.match(r.arrs, whereJ, i)
+						if err != nil {
+							return err
+						}
+						r.match = m
+					}
+				} else {
 					st.Failed++
-					if err := fn(r); err != nil {
-						return err
-					}
-					continue
 				}
-				st.OK++
-				if where != nil {
-					m, err := where.match(r.arrs, whereJ, i)
-					if err != nil {
-						return err
-					}
-					if !m {
-						continue
-					}
+				if r.match {
+					st.Matched++
 				}
-				st.Matched++
 				if err := fn(r); err != nil {
 					return err
 				}

@@ -51,7 +51,7 @@ func Best(ctx context.Context, d *Dataset, o BestOptions) (*Table, error) {
 	cols := projIndexes(p, show)
 	t := &topN{n: o.Top}
 	st, err := d.scan(ctx, p, where, func(r *row) error {
-		if !r.ok {
+		if !r.match {
 			return nil
 		}
 		v, ok := r.num(mj)
@@ -126,7 +126,7 @@ func Pareto(ctx context.Context, d *Dataset, o ParetoOptions) (*Table, error) {
 	f := &front{max: o.MaxFront}
 	keys := make([]float64, len(objCols))
 	st, err := d.scan(ctx, p, where, func(r *row) error {
-		if !r.ok {
+		if !r.match {
 			return nil
 		}
 		for i, j := range objJ {

@@ -108,6 +108,7 @@ type Report struct {
 	lines  []*lineData
 	heats  []*heatData
 	sample []scatterPoint
+	seen   int64 // rows the sample was drawn from
 	frontK [][]float64 // objective values of the front rows, in Front order
 }
 
@@ -131,6 +132,11 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 	}
 	axes := d.Axes()
 	p.add(axes...)
+	p.add(o.X...)
+	if o.Series != "" {
+		p.add(o.Series)
+	}
+	p.add(o.Heatmap...)
 	p.add(o.Metrics...)
 	for _, ob := range o.Objectives {
 		p.add(ob.Metric)
@@ -187,7 +193,6 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 	f := &front{max: o.MaxFront}
 	keys := make([]float64, len(o.Objectives))
 	rng := rand.New(rand.NewPCG(1, 2))
-	var seen int64 // rows eligible for the scatter sample
 	// line charts and heatmaps
 	for _, x := range o.X {
 		ld := &lineData{x: x, series: o.Series, groups: map[groupKey]*aggs{}}
@@ -234,6 +239,9 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 			}
 			return nil
 		}
+		if !row.match {
+			return nil
+		}
 		id := row.str(idj)
 		for i, j := range metJ {
 			mvals[i], mok[i] = row.num(j)
@@ -272,10 +280,10 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 		// reservoir sample of the plotted pair
 		x, _ := row.num(objJ[0])
 		y, _ := row.num(objJ[1])
-		seen++
+		r.seen++
 		if len(r.sample) < o.Sample {
 			r.sample = append(r.sample, scatterPoint{x, y})
-		} else if k := rng.Int64N(seen); k < int64(o.Sample) {
+		} else if k := rng.Int64N(r.seen); k < int64(o.Sample) {
 			r.sample[k] = scatterPoint{x, y}
 		}
 		return nil

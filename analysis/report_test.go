@@ -420,3 +420,121 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestReportWithoutStudy: a dataset whose parts carry no study text still
+// ranks, finds its front and reports (no axes known, so no line charts or
+// heatmaps unless asked for by name).
+func TestReportWithoutStudy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeSynthStudy(t, dir, 300, 100, 4, "")
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Study != nil || d.StudyErr == nil || len(d.Axes()) != 0 {
+		t.Fatalf("study %v, error %v, axes %v", d.Study, d.StudyErr, d.Axes())
+	}
+	if c, _ := d.Column("latency_s"); c.Label() != "latency_s" {
+		t.Errorf("without the engine the unit is unknown, got label %q", c.Label())
+	}
+	r, err := Build(ctx, d, ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Render(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Charts) != 1 || r.Charts[0].Kind != KindPareto {
+		t.Errorf("charts %d, want only the Pareto scatter", len(r.Charts))
+	}
+	var b strings.Builder
+	if err := r.WriteSummary(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "study    unknown (the parts carry no study text)") {
+		t.Errorf("summary:\n%s", b.String())
+	}
+	// axes named explicitly still chart
+	r, err = Build(ctx, d, ReportOptions{X: []string{"num_experts"}, Series: "moe_ffn_scaling", Heatmap: []string{"num_experts", "batch_size"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Render(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Charts) != 5+1+2 {
+		t.Errorf("%d charts, want 8; notes %q", len(r.Charts), r.Notes)
+	}
+	if _, err := r.Write(filepath.Join(dir, "_report")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnreadablePartSkipped: a damaged part is skipped with a warning; the
+// other parts are still read.
+func TestUnreadablePartSkipped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rows := writeSynth(t, dir, 400, 100, 8)
+	parts, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(parts) != 4 {
+		t.Fatalf("%d parts", len(parts))
+	}
+	bad := filepath.Join(dir, "part-zz-broken.parquet")
+	if err := os.WriteFile(bad, []byte("PAR1 this is not parquet PAR1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Top: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, r := range rows {
+		if _, ok := r.num("latency_s"); ok && r.ok {
+			want++
+		}
+	}
+	if len(tab.Rows) != want || len(tab.Stats.Skipped) != 1 || !strings.Contains(tab.Stats.Skipped[0], "part-zz-broken.parquet") {
+		t.Errorf("%d rows (want %d), skipped %q", len(tab.Rows), want, tab.Stats.Skipped)
+	}
+}
+
+// TestReportFilter: --where narrows the charts, rankings and front, while
+// the row counts, axes and failures still describe the whole dataset.
+func TestReportFilter(t *testing.T) {
+	r, rows, _ := buildSynthReport(t, 600, ReportOptions{Where: `moe_ffn_scaling == "compute" && batch_size <= 128`, Series: "none"})
+	var all, matched int64
+	for _, row := range rows {
+		all++
+		if row.ok && row.scaling == "compute" && row.batch <= 128 {
+			matched++
+		}
+	}
+	if r.Stats.Rows != all || r.Stats.Matched != matched {
+		t.Errorf("rows %d matched %d, want %d and %d", r.Stats.Rows, r.Stats.Matched, all, matched)
+	}
+	for _, a := range r.Axes {
+		if a.Column.Name == "moe_ffn_scaling" && len(a.Values) != 3 {
+			t.Errorf("axis moe_ffn_scaling lists %v, want all three values", a.Values)
+		}
+	}
+	for _, rk := range r.Best {
+		for _, row := range rk.Table.Rows {
+			for i, c := range rk.Table.Columns {
+				if (c.Name == "moe_ffn_scaling" && row[i].S != "compute") || (c.Name == "batch_size" && row[i].I > 128) {
+					t.Errorf("ranking of %s holds a filtered-out row %v", rk.Objective.Metric, row)
+				}
+			}
+		}
+	}
+	for _, c := range r.Charts {
+		if c.Kind == KindLine && (len(c.Series) != 1 || !strings.HasPrefix(c.Name, "line-"+c.Series[0]+"-")) {
+			t.Errorf("%s: series %v, want the one metric line", c.Name, c.Series)
+		}
+	}
+}

@@ -61,14 +61,23 @@ var synthMetrics = []string{"latency_s", "tokens_per_s", "params_layer", "act_by
 // null latency.
 func writeSynth(t testing.TB, dir string, n, partRows int, seed uint64) []synthRow {
 	t.Helper()
+	return writeSynthStudy(t, dir, n, partRows, seed, synthStudy)
+}
+
+// writeSynthStudy is writeSynth with the given study text in the metadata
+// ("" = none).
+func writeSynthStudy(t testing.TB, dir string, n, partRows int, seed uint64, study string) []synthRow {
+	t.Helper()
 	eng := moe.New()
 	params, metrics := eng.Params(), eng.Metrics()
 	meta := map[string]string{
-		dataset.MetaStudy:         synthStudy,
 		dataset.MetaStudyName:     "synth",
 		dataset.MetaEngine:        eng.Name(),
 		dataset.MetaEngineVersion: eng.Version(),
 		dataset.MetaToolVersion:   "test",
+	}
+	if study != "" {
+		meta[dataset.MetaStudy] = study
 	}
 	w, err := dataset.NewWriter(dir, "synth", eng, meta)
 	if err != nil {
