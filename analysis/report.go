@@ -108,7 +108,7 @@ type Report struct {
 	lines  []*lineData
 	heats  []*heatData
 	sample []scatterPoint
-	seen   int64 // rows the sample was drawn from
+	seen   int64       // rows the sample was drawn from
 	frontK [][]float64 // objective values of the front rows, in Front order
 }
 
