@@ -515,10 +515,17 @@ func (r *Report) axisOrder(axis string) func(a, b engine.Value) int {
 // grid is a heatmap's values on integer coordinates: column c, row r.
 type grid struct{ z [][]float64 }
 
-func (g *grid) Dims() (c, r int)   { return len(g.z), len(g.z[0]) }
+// Dims implements plotter.GridXYZ.
+func (g *grid) Dims() (c, r int) { return len(g.z), len(g.z[0]) }
+
+// Z implements plotter.GridXYZ.
 func (g *grid) Z(c, r int) float64 { return g.z[c][r] }
-func (g *grid) X(c int) float64    { return float64(c) }
-func (g *grid) Y(r int) float64    { return float64(r) }
+
+// X implements plotter.GridXYZ.
+func (g *grid) X(c int) float64 { return float64(c) }
+
+// Y implements plotter.GridXYZ.
+func (g *grid) Y(r int) float64 { return float64(r) }
 
 func categoryTicks(vals []engine.Value) plot.ConstantTicks {
 	t := make(plot.ConstantTicks, len(vals))

@@ -198,6 +198,8 @@ func kindOf(t arrow.DataType) engine.Kind {
 		return engine.String
 	case arrow.BOOL:
 		return engine.Bool
+	case arrow.DICTIONARY:
+		return kindOf(t.(*arrow.DictionaryType).ValueType)
 	}
 	return engine.Unset
 }
@@ -357,10 +359,13 @@ func (r *row) value(j int) engine.Value { return valueAt(r.arrs[j], r.i) }
 
 // str reads a string column j ("" for null).
 func (r *row) str(j int) string {
-	if s, ok := r.arrs[j].(*array.String); ok && s.IsValid(r.i) {
-		return s.Value(r.i)
+	if s, ok := r.arrs[j].(*array.String); ok {
+		if s.IsValid(r.i) {
+			return s.Value(r.i)
+		}
+		return ""
 	}
-	return ""
+	return valueAt(r.arrs[j], r.i).S
 }
 
 func numAt(a arrow.Array, i int) (float64, bool) {
@@ -378,6 +383,8 @@ func numAt(a arrow.Array, i int) (float64, bool) {
 	case *array.Float32:
 		v := float64(x.Value(i))
 		return v, !math.IsNaN(v)
+	case *array.Dictionary:
+		return numAt(x.Dictionary(), x.GetValueIndex(i))
 	}
 	return 0, false
 }
@@ -401,6 +408,8 @@ func valueAt(a arrow.Array, i int) engine.Value {
 		return engine.StringV(x.Value(i))
 	case *array.Boolean:
 		return engine.BoolV(x.Value(i))
+	case *array.Dictionary:
+		return valueAt(x.Dictionary(), x.GetValueIndex(i))
 	}
 	return engine.Value{}
 }

@@ -6,12 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/sweep"
@@ -409,5 +414,44 @@ func TestWhereLikeStudyConstraints(t *testing.T) {
 		if !errors.As(err, &ie) {
 			t.Errorf("%s: error %v, want *sweep.InputError", bad, err)
 		}
+	}
+}
+
+// TestCellReaders reads every Arrow layout a part may use for a column,
+// dictionary-encoded strings and numbers included, and nulls.
+func TestCellReaders(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	db := array.NewDictionaryBuilder(mem, &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String})
+	sb := db.(*array.BinaryDictionaryBuilder)
+	sb.AppendString("compute")
+	sb.AppendNull()
+	sb.AppendString("balanced")
+	dict := sb.NewArray()
+	defer dict.Release()
+	if v := valueAt(dict, 0); v != engine.StringV("compute") {
+		t.Errorf("dictionary cell 0: %v", v)
+	}
+	if v := valueAt(dict, 1); v.IsSet() {
+		t.Errorf("dictionary null: %v", v)
+	}
+	if v := valueAt(dict, 2); v != engine.StringV("balanced") {
+		t.Errorf("dictionary cell 2: %v", v)
+	}
+	fb := array.NewFloat64Builder(mem)
+	fb.AppendValues([]float64{1.5, math.NaN()}, nil)
+	fb.AppendNull()
+	fa := fb.NewArray()
+	defer fa.Release()
+	if v, ok := numAt(fa, 0); !ok || v != 1.5 {
+		t.Errorf("float: %v %v", v, ok)
+	}
+	if _, ok := numAt(fa, 1); ok {
+		t.Error("NaN read as a number")
+	}
+	if _, ok := numAt(fa, 2); ok {
+		t.Error("null read as a number")
+	}
+	if k := kindOf(dict.DataType()); k != engine.String {
+		t.Errorf("kind of a string dictionary: %v", k)
 	}
 }

@@ -71,6 +71,7 @@ type topN struct {
 	h worstFirst
 }
 
+// worstFirst is a heap.Interface whose root is the worst candidate.
 type worstFirst []candidate
 
 func (h worstFirst) Len() int           { return len(h) }
@@ -135,6 +136,7 @@ const DefaultMaxFront = 100_000
 // FrontTooLargeError is a Pareto front with more points than the bound.
 type FrontTooLargeError struct{ Max int }
 
+// Error names the bound and how to stay under it.
 func (e *FrontTooLargeError) Error() string {
 	return fmt.Sprintf("the Pareto front has more than %d points; narrow it with --where or fewer objectives, or raise --max-front", e.Max)
 }

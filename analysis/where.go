@@ -111,8 +111,10 @@ func (w *Where) match(arrs []arrow.Array, cols []int, i int) (bool, error) {
 	return b, nil
 }
 
+// identVisitor calls itself with every identifier of an expression.
 type identVisitor func(string)
 
+// Visit implements ast.Visitor.
 func (f identVisitor) Visit(n *ast.Node) {
 	if id, ok := (*n).(*ast.IdentifierNode); ok {
 		f(id.Value)

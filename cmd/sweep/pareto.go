@@ -23,8 +23,10 @@ type objectiveFlag struct {
 	max  bool
 }
 
+// String implements flag.Value.
 func (f objectiveFlag) String() string { return "" }
 
+// Set implements flag.Value: it appends one objective per comma-separated name.
 func (f objectiveFlag) Set(s string) error {
 	for _, m := range splitList(s) {
 		*f.list = append(*f.list, analysis.Objective{Metric: m, Max: f.max})
