@@ -29,7 +29,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "3"
+const Version = "4"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {

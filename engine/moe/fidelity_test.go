@@ -21,12 +21,21 @@ const (
 	targetTotal = 0.03 // iteration total (sum of stage cycles)
 	targetStage = 0.07 // each stage's total_cycles
 	targetOp    = 0.20 // each op's TotalCycle
-	// limitOp is what the test enforces per op: the model misses the 20 %
-	// op target on some memory-bound vector ops (see docs/fidelity.md), so
-	// the test fails only beyond this bound and counts the misses of the
-	// target.
-	limitOp = 0.60
 )
+
+// knownMisses are the ops that miss the 20 % op target, each with the bound
+// the test holds it to and why (docs/fidelity.md, "Where it misses"). Every
+// other op must be within 20 %. Both are memory-bound vector ops of the one
+// sub-batch-on run that NeuPIMs times very differently from the identical op
+// in an identical situation of another stage (the same PIM sub-batch, the
+// same offset into it): C's FFN LayerNorm takes 12479 cycles, E's 5217; D's
+// attention residual 9765, E's 6124. No mechanism of the model tells them
+// apart; the difference lies in the DRAM controller's state (which banks
+// the op's synthetic addresses share with queued writes and PIM rows).
+var knownMisses = map[string]float64{
+	"gpt3-7B sub-batch-on upstream-clb0-bs512 C SA layer0.ffn.ln":   0.60,
+	"gpt3-7B sub-batch-on upstream-clb0-bs512 D SA layer0.attn.res": 0.40,
+}
 
 type refRun struct {
 	model, sys, trace string
@@ -128,7 +137,7 @@ func TestFidelity(t *testing.T) {
 	var table strings.Builder
 	table.WriteString("| run | stage | op | NeuPIMs cycles | sweep cycles | error |\n|---|---|---|---:|---:|---:|\n")
 	var worstTotal, worstStage, worstOp float64
-	var opMisses, nOps int
+	var opMisses, nOps, seenMisses int
 	for _, run := range runs {
 		tf, ok := traceFiles[run.trace]
 		if !ok {
@@ -210,8 +219,13 @@ func TestFidelity(t *testing.T) {
 					mark = " (over 20 %)"
 				}
 				fmt.Fprintf(&table, "| %s | %s | %s | %d | %d | %+.1f %%%s |\n", name, st, k, refOps[k], m, 100*e, mark)
-				if math.Abs(e) > limitOp {
-					t.Errorf("%s stage %s op %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, k, m, refOps[k], 100*e, 100*limitOp)
+				limit := targetOp
+				if b, ok := knownMisses[name+" "+st+" "+k]; ok {
+					limit = b
+					seenMisses++
+				}
+				if math.Abs(e) > limit {
+					t.Errorf("%s stage %s op %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, k, m, refOps[k], 100*e, 100*limit)
 				}
 			}
 		}
@@ -221,6 +235,9 @@ func TestFidelity(t *testing.T) {
 		if math.Abs(e) > targetTotal {
 			t.Errorf("%s: iteration %d cycles, NeuPIMs %d (%+.2f %%, target ±%.0f %%)", name, modTotal, refTotal, 100*e, 100*targetTotal)
 		}
+	}
+	if seenMisses != len(knownMisses) {
+		t.Errorf("%d of the %d known misses found among the reference ops", seenMisses, len(knownMisses))
 	}
 	t.Logf("relative error, sweep neupims vs NeuPIMs:\n%s", table.String())
 	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; %d of %d ops beyond the 20 %% op target",

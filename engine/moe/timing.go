@@ -87,15 +87,17 @@ func (c *config) gemm(t *tally, T, K, N int64) {
 
 // vector adds an element-wise op over n elements reading in and writing out
 // elements, costing cost cycles per pass of the vector units. Such ops are
-// memory-bound (hbm.go VectorCycles; in NeuPIMs a pass over a row is a few
-// cycles, its load hundreds); over a layer every write is executed, so each
-// op is charged its own:
+// memory-bound (hbm.go VectorCycles: in NeuPIMs a pass over a row is a few
+// cycles, its load hundreds) and stream at the bus peak; an op pays
+// OwnWriteShare of its writes and leaves the rest to the next op, so over a
+// layer every write is paid once and each op is charged its own:
 //
-//	cycles = max(ceil(n / (vector_units·vector_width))·cost, stream(bytes))
+//	cycles = max(ceil(n / (vector_units·vector_width))·cost,
+//	             (in + out)·dtype / (hbm_channels·hbm_bytes_per_cycle))
 func (c *config) vector(t *tally, n, in, out, cost int64) {
 	passes := ceilDiv(n, c.vUnits*c.vWidth)
 	bytes := (in + out) * c.dtype
-	t.cycles += max(passes*cost, c.streamCycles(bytes))
+	t.cycles += max(passes*cost, c.hbmCycles(bytes))
 	t.flops += n * cost
 	t.hbmBytes += bytes
 }
@@ -110,20 +112,54 @@ const (
 	costAdd     = 1
 )
 
+// PIM geometry of the attention model, from NeuPIMs' memory config
+// (dram_page_size 1024 B of 2-byte values, dram_banks_per_ch 32,
+// pim_comp_coverage 16) and its .ini (hbm.go DefaultHBM).
+const (
+	pimPage  = 512 // values in one DRAM page (one GWRITE, one attend chunk)
+	pimBanks = 32  // banks per channel: keys (or value rows) one GEMV tile covers
+	pimCov   = 16  // values one COMP command covers
+)
+
+// pimHBM is the DRAM timing the PIM costs derive from: NeuPIMs'
+// HBM2_8Gb_x128_dualpim.ini (hbm.go DefaultHBM).
+var pimHBM = DefaultHBM()
+
+// pimRefresh is the share of time a channel's PIM unit can work,
+// 1 − tRFC·ranks/tREFI = 1 − 260·2/3900 ≈ 0.867 (hbm.go RefreshFactor).
+var pimRefresh = pimHBM.RefreshFactor()
+
+// pimTile is one PIM GEMV tile with readres COMPS_READRES commands of comps
+// COMP commands each [cycles]: the fixed part gemv (pim_gemv_cycles, default
+// 157 = banks + tRP + (bank_groups−1)·tFAW + ranks + tRCDRD + tRTP =
+// 32 + 14 + 90 + 2 + 14 + 5 for the shipped .ini; hbm.go GemvTileCycles) plus
+// (readres−1)·tCCD·(max(comps,6)+1) for the later COMPS_READRES (tCCD = 2).
+// A logit tile of GPT-3's 4 heads of 128 per page costs 157 + 3·2·9 = 211;
+// an attend tile (one head, 32 COMPs) 157.
+func (c *config) pimTile(readres, comps int64) int64 {
+	ccd := max(pimHBM.BurstCycles(), pimHBM.TCCDS)
+	return c.gemv + max(0, readres-1)*ccd*(max(comps, 6)+1)
+}
+
 // attention adds decode attention for every request of the batch.
 //
-// With PIM (NeuPIMs NeuPIMSLogitSoftmax + NeuPIMSAttend), request r with KV
-// length s sits in one channel; per request:
+// With PIM (NeuPIMs NeuPIMSLogitSoftmax + NeuPIMSAttend, the mechanism
+// validated in docs/fidelity.md), request r with KV length s sits in one
+// channel; per request, with heads = n_heads/tp on this device, q_width =
+// heads·qk_dim, a page of 512 values, 32 banks and 16 values per COMP:
 //
-//	logits  = ceil(q_width/512)·(gwrite + ceil(s/32)·gemv)      [cycles]
-//	attend  = heads·ceil(s/512)·(gwrite + ceil(v_dim/32)·gemv) [cycles]
+//	logits = Σ over the ceil(q_width/512) query pages c:
+//	         gwrite + ceil(s/32)·tile(heads in c, ceil(qk_dim/16))
+//	attend = heads · Σ over the ceil(s/512) score chunks c:
+//	         gwrite + ceil(v_dim/32)·tile(1, ceil(len_c/16))      [cycles]
 //
-// where q_width = heads·qk_dim and heads = n_heads/tp on this device
-// (a page holds 512 values; one COMPS+READRES tile covers 32 keys); qk_dim
-// and v_dim are the per-head score and value widths of attnShape (head_dim
-// for grouped-query attention). Channels work in parallel, so the stage
-// takes the busiest channel's sum, plus the softmax on the NPU vector units
-// over heads·(s + 1 with attention sinks) scores.
+// (gwrite = pim_gwrite_cycles, default 124 = tRP + tRCDRD + (tCCD_S +
+// tCCD_L)·32 = 14 + 14 + 3·32; tile = pimTile). qk_dim and v_dim are the
+// per-head score and value widths of attnShape (head_dim for grouped-query
+// attention). Channels work in parallel, so the stage takes the busiest
+// channel's sum over the refresh factor pimRefresh (a PIM GEMV needs both
+// ranks; one of them refreshes tRFC every tREFI/ranks), plus the softmax
+// on the NPU vector units over heads·(s + 1 with attention sinks) scores.
 //
 // Without PIM the NPU streams the KV cache from HBM: bytes = Σ s·kv_width
 // ·dtype_bytes (kv_width = the cached elements per token on this device,
@@ -138,6 +174,19 @@ func (c *config) attention(t *tally, chanLoad []int64) {
 	for i := range chanLoad {
 		chanLoad[i] = 0
 	}
+	// logit tiles per key tile: one COMPS_READRES per head of the query page
+	pages := ceilDiv(qWidth, pimPage)
+	perPage := ceilDiv(pimPage, qkDim)
+	lastHeads := perPage
+	if qWidth%pimPage != 0 {
+		lastHeads = ceilDiv(qWidth%pimPage, qkDim)
+	}
+	qComps := ceilDiv(qkDim, pimCov)
+	logitBase := pages * c.gwrite
+	perKeyTile := (pages-1)*c.pimTile(perPage, qComps) + c.pimTile(lastHeads, qComps)
+	// an attend tile has one COMPS_READRES, so it costs the fixed part
+	// whatever the chunk's length
+	perChunk := heads * (c.gwrite + ceilDiv(vDim, pimBanks)*c.pimTile(1, 1))
 	ch, row := int64(0), 0
 	for r := int64(0); r < c.batch; r++ {
 		s := c.seqLen
@@ -159,9 +208,7 @@ func (c *config) attention(t *tally, chanLoad []int64) {
 		kvBytes += s * kvWidth * c.dtype
 		macs += s * heads * (qkDim + vDim)
 		if c.pim {
-			logits := ceilDiv(qWidth, 512) * (c.gwrite + ceilDiv(s, 32)*c.gemv)
-			attend := heads * ceilDiv(s, 512) * (c.gwrite + ceilDiv(vDim, 32)*c.gemv)
-			chanLoad[ch] += logits + attend
+			chanLoad[ch] += logitBase + ceilDiv(s, pimBanks)*perKeyTile + ceilDiv(s, pimPage)*perChunk
 		}
 	}
 	t.flops += 2 * macs
@@ -170,7 +217,7 @@ func (c *config) attention(t *tally, chanLoad []int64) {
 		for _, l := range chanLoad {
 			busiest = max(busiest, l)
 		}
-		t.cycles += busiest
+		t.cycles += int64(math.Ceil(float64(busiest) / pimRefresh))
 		t.pimBytes += kvBytes
 		c.vector(t, scores, scores, scores, costSoftmax)
 		return

@@ -48,23 +48,30 @@ func (r *Result) Total() int64 {
 // tokens, in NeuPIMs' order (StageProgram): projection, attention residual,
 // LayerNorm, FC1, GELU, FC2, FFN residual when proj is set; LayerNorm and QKV
 // generation when qkv is set. Each op's time follows the op before it: the
-// write backlog passes from op to op.
-func (r *Run) saProgram(rows int64, proj, qkv bool) []Op {
+// write backlog passes from op to op, and the memory-bound part of an op
+// that runs while the stage's PIM program is still working (until pimEnd,
+// cycles from the stage's start; 0 when none) is stretched by
+// moe.PIMStretched. saMem is the program's memory-bound cycles before
+// stretching.
+func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops []Op, saMem, backlog float64) {
 	if rows == 0 {
-		return nil
+		return nil, 0, carry
 	}
 	E, tp, dt := r.DModel, r.TP, r.Dtype
 	a, h := &r.Array, &r.HBM
 	req := h.ReqBytes
-	var ops []Op
-	var backlog float64
+	backlog = carry
+	var t float64
 	gemm := func(name string, K, N int64) {
 		reads, first, writes := a.GEMMBytes(rows, K, N, dt, req, true)
-		cyc, comp := moe.GEMMCycles(a, h, rows, K, N, first, backlog)
+		load := moe.GEMMLoadCycles(h, first, backlog)
+		saMem += load
+		cyc, comp := moe.GEMMCycles(a, rows, K, N, moe.PIMStretched(t, load, pimEnd))
 		tt, kt := (rows+a.H-1)/a.H, (K+a.H-1)/a.H
 		ops = append(ops, Op{Name: name, Compute: comp, WeightLoad: tt * kt * a.H, Reads: reads, Writes: writes,
 			Calc: rows * K * N, End: cyc, memBytes: backlog + float64(first)})
 		backlog = moe.VectorBacklog(writes, false)
+		t += float64(cyc)
 	}
 	// vector op over rows of width w, reading in inputs per row (and, for a
 	// LayerNorm, gamma and beta once); one vector pass per row costs pass
@@ -78,10 +85,13 @@ func (r *Run) saProgram(rows int64, proj, qkv bool) []Op {
 			pass = 5
 		}
 		writes := rows * rowBytes
-		cyc := moe.VectorCycles(h, reads, writes, backlog)
+		mem := moe.VectorMemCycles(h, reads, writes, backlog)
+		saMem += mem
+		cyc := int64(math.Ceil(moe.PIMStretched(t, mem, pimEnd))) + h.ReadLatency()
 		ops = append(ops, Op{Name: name, Compute: rows * pass, Reads: reads, Writes: writes, End: cyc,
 			memBytes: backlog + float64(reads) + moe.OwnWriteShare*float64(writes)})
 		backlog = moe.VectorBacklog(writes, true)
+		t += float64(cyc)
 	}
 	if proj {
 		gemm("layer0.attn.proj", E/tp, E)
@@ -96,7 +106,7 @@ func (r *Run) saProgram(rows int64, proj, qkv bool) []Op {
 		vector("layer0.attn.ln", E, 1, true)
 		gemm("layer0.attn.QKVgen", E, 3*E/tp)
 	}
-	return ops
+	return ops, saMem, backlog
 }
 
 // pimProgram returns the two PIM ops (logit+softmax, attend) of a sub-batch
@@ -169,8 +179,10 @@ func (r *Run) split() (sb1, sb2 []moe.Request) {
 // residuals, LayerNorm, FFN). Sub-batch on, with the halves 1 and 2:
 // A QKV#1; B QKV#2 ∥ MHA#1; C proj/FFN#1 + QKV#1 ∥ MHA#2; D proj/FFN#2 +
 // QKV#2 ∥ MHA#1; E proj/FFN#1 ∥ MHA#2; F proj/FFN#2. A stage lasts as long as
-// the longer of its two programs; when both run, SubBatchInterference
-// stretches them.
+// the longer of its two programs; when both run, the PIM program slows by
+// moe.PIMSlowdown and the array's memory-bound time by moe.PIMStretched while
+// the PIM program lasts. The array's write backlog passes to the next stage,
+// less what the bus drains while the array idles.
 func (r *Run) Simulate() *Result {
 	type plan struct {
 		name      string
@@ -191,27 +203,31 @@ func (r *Run) Simulate() *Result {
 	}
 	res := &Result{}
 	now := int64(0)
+	// carry is the write backlog the array's last op left at the end of the
+	// previous stage [B]; the bus drains it at its peak while the array idles
+	var carry float64
 	peak := r.HBM.PeakBytesPerCycle()
-	bw := r.HBM.StreamBytesPerCycle()
 	for _, p := range plans {
-		sa := r.saProgram(int64(len(p.sa)), p.proj, p.qkv)
 		pim, pimMean, readres := r.pimProgram(p.pim)
-		var saMem, pimT float64
-		for i := range sa {
-			saMem += sa[i].memBytes / bw
-		}
+		var left float64
+		var pimT float64
 		for i := range pim {
 			pimT += float64(pim[i].End)
 		}
-		if len(sa) > 0 && len(pim) > 0 {
-			extra, factor := moe.SubBatchInterference(saMem, pimT)
-			for i := range sa {
-				sa[i].End += int64(math.Round(extra * (sa[i].memBytes / bw) / saMem))
-			}
+		var sa []Op
+		if len(pim) > 0 && len(p.sa) > 0 {
+			// the PIM program slows by the array traffic that overlaps it,
+			// and the array's memory-bound time while the PIM works
+			_, saMem, _ := r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry)
+			factor := moe.PIMSlowdown(saMem, pimT)
 			for i := range pim {
 				pim[i].End = int64(math.Round(float64(pim[i].End) * factor))
 			}
 			pimMean = int64(math.Round(float64(pimMean) * factor))
+			pimT *= factor
+			sa, _, left = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, pimT, carry)
+		} else {
+			sa, _, left = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry)
 		}
 		// lay the ops end to end from the stage's start
 		t := now
@@ -228,6 +244,7 @@ func (r *Run) Simulate() *Result {
 			t += d
 		}
 		end := max(saEnd, t)
+		carry = max(0, left-float64(end-saEnd)*peak)
 		var bytes float64
 		for _, o := range sa {
 			bytes += float64(o.Reads + o.Writes)

@@ -1,0 +1,66 @@
+package moe
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// TestEnginePIMMatchesValidatedMechanism checks that the engine's PIM
+// attention with its default parameters is the command-level mechanism that
+// the NeuPIMs front end validates (hbm.go PIMAttention on the .ini timing,
+// docs/fidelity.md): per channel, the engine's busy cycles equal the sum of
+// PIMAttention's logit and attend cycles over the requests the trace places
+// there, and the stage divides the busiest channel by the refresh factor.
+func TestEnginePIMMatchesValidatedMechanism(t *testing.T) {
+	trace := filepath.Join("neupims", "request-traces", "share-gpt2-bs512-ms7B-tp4-clb-0.csv")
+	for _, m := range []struct {
+		d, heads, tp int
+	}{{4096, 32, 4}, {5120, 40, 4}, {7168, 56, 4}, {4096, 32, 1}} {
+		e := New()
+		p := point(t, e, map[string]any{"d_model": m.d, "n_heads": m.heads, "tp": m.tp, "seq_trace": trace})
+		c := e.config(p)
+		chans := make([]int64, c.channels)
+		var tl tally
+		c.attention(&tl, chans)
+		h := DefaultHBM()
+		want := make([]int64, c.channels)
+		heads := int64(m.heads / m.tp)
+		dk := int64(m.d / m.heads)
+		for r := int64(0); r < c.batch; r++ {
+			q := c.seqTrace[int(r)%len(c.seqTrace)]
+			pr := h.PIMAttention(int64(q.SeqLen), heads, dk, c.dtype)
+			want[int64(q.Channel)%c.channels] += pr.Logit + pr.Attend
+		}
+		var busiest int64
+		for i := range want {
+			if chans[i] != want[i] {
+				t.Fatalf("d=%d tp=%d channel %d: engine %d cycles, PIMAttention %d", m.d, m.tp, i, chans[i], want[i])
+			}
+			busiest = max(busiest, want[i])
+		}
+		// the stage: busiest/refresh plus the NPU softmax (a vector op)
+		pim := int64(math.Ceil(float64(busiest) / h.RefreshFactor()))
+		if tl.cycles < pim || tl.cycles > pim+tl.cycles/10 {
+			t.Errorf("d=%d tp=%d: attention %d cycles, PIM part %d", m.d, m.tp, tl.cycles, pim)
+		}
+	}
+	h := DefaultHBM()
+	if g := h.GwriteCycles(); g != 124 {
+		t.Errorf("GWRITE %d cycles, want 124", g)
+	}
+	if g := h.GemvTileCycles(4, 8); g != 211 {
+		t.Errorf("logit tile %d cycles, want 211", g)
+	}
+	if g := h.GemvTileCycles(1, 32); g != 157 {
+		t.Errorf("attend tile %d cycles, want 157", g)
+	}
+	if f := h.RefreshFactor(); math.Abs(f-0.8667) > 1e-3 {
+		t.Errorf("refresh factor %.4f, want 0.867", f)
+	}
+	pp := paramTable
+	if pp[pPIMGwrite].Default.I != h.GwriteCycles() || pp[pPIMGemv].Default.I != h.GemvTileCycles(1, 1) {
+		t.Errorf("defaults pim_gwrite_cycles %d, pim_gemv_cycles %d; the .ini gives %d and %d",
+			pp[pPIMGwrite].Default.I, pp[pPIMGemv].Default.I, h.GwriteCycles(), h.GemvTileCycles(1, 1))
+	}
+}
