@@ -412,8 +412,24 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("no heatmap of %s: no values", metric))
 		return nil, nil
 	}
-	if lo == hi {
-		lo, hi = lo-0.5*math.Abs(lo)-0.5, hi+0.5*math.Abs(hi)+0.5
+	// colours on a log scale when positive values span a factor of 20
+	logColor := lo > 0 && hi/lo >= 20
+	cv := func(v float64) float64 {
+		if logColor {
+			return math.Log10(v)
+		}
+		return v
+	}
+	clo, chi := cv(lo), cv(hi)
+	if clo == chi {
+		clo, chi = clo-0.5*math.Abs(clo)-0.5, chi+0.5*math.Abs(chi)+0.5
+	}
+	cg := &grid{z: make([][]float64, len(g.z))}
+	for ci := range g.z {
+		cg.z[ci] = make([]float64, len(g.z[ci]))
+		for ri, v := range g.z[ci] {
+			cg.z[ci][ri] = cv(v)
+		}
 	}
 	c := &Chart{
 		Name:   "heatmap-" + metric + "-" + hd.x + "-" + hd.y,
@@ -428,14 +444,17 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 	} else {
 		c.Caption = "Each cell is one row; blank cells have no rows."
 	}
+	if logColor {
+		c.Caption += " Colours follow a log scale."
+	}
 	cmap := moreland.SmoothBlueRed()
-	cmap.SetMin(lo)
-	cmap.SetMax(hi)
+	cmap.SetMin(clo)
+	cmap.SetMax(chi)
 	pal := cmap.Palette(255)
 	err := c.draw(func(dc draw.Canvas) error {
 		p := newPlot(c.Title, c.XLabel, c.YLabel)
-		h := plotter.NewHeatMap(g, pal)
-		h.Min, h.Max = lo, hi
+		h := plotter.NewHeatMap(cg, pal)
+		h.Min, h.Max = clo, chi
 		h.NaN = color.White
 		p.Add(h)
 		p.X.Tick.Marker = categoryTicks(xv)
@@ -453,7 +472,7 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 						continue
 					}
 					pt := plotter.XY{X: float64(ci), Y: float64(ri)}
-					col, _ := cmap.At(v)
+					col, _ := cmap.At(cv(v))
 					if luminance(col) < 0.45 {
 						light.XYs = append(light.XYs, pt)
 						light.Labels = append(light.Labels, compact(v))
@@ -489,11 +508,15 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 		bar.X.Tick.Marker = plot.ConstantTicks(nil)
 		bar.HideX()
 		bar.Y.Label.Text = c.ZLabel
+		bar.Y.Label.TextStyle.Font.Size = vg.Points(10)
 		bar.Y.Tick.Marker = compactTicks{plot.DefaultTicks{}}
+		if logColor {
+			bar.Y.Tick.Marker = log10Ticks{}
+		}
 		bar.Add(&plotter.ColorBar{ColorMap: cmap, Vertical: true})
 		barW := vg.Points(80)
 		main := draw.Crop(dc, 0, -barW-vg.Points(8), 0, 0)
-		side := draw.Crop(dc, dc.Max.X-dc.Min.X-barW, 0, vg.Points(22), -vg.Points(22))
+		side := draw.Crop(dc, dc.Max.X-dc.Min.X-barW, -vg.Points(10), vg.Points(22), -vg.Points(22))
 		p.Draw(main)
 		bar.Draw(side)
 		return nil
@@ -617,6 +640,19 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return out
+}
+
+// log10Ticks labels an axis whose values are log10 of the quantity, with
+// the quantity's values (as logTicks places them).
+type log10Ticks struct{}
+
+// Ticks implements plot.Ticker.
+func (log10Ticks) Ticks(lo, hi float64) []plot.Tick {
+	ts := logTicks{}.Ticks(math.Pow(10, lo), math.Pow(10, hi))
+	for i := range ts {
+		ts[i].Value = math.Log10(ts[i].Value)
+	}
+	return ts
 }
 
 // geometric reports whether three or more sorted positive values grow by
