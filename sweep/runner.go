@@ -135,8 +135,14 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	}
 	// engines that run programs get a work folder per point under the
 	// dataset (the leading underscore keeps dataset readers out of it)
-	if wd, ok := s.Engine.(interface{ SetWorkDir(dir string, keep bool) }); ok && !o.Discard {
-		wd.SetWorkDir(filepath.Join(o.Out, "_work"), o.KeepWork)
+	if wd, ok := s.Engine.(interface {
+		SetWorkDir(dir string, keep bool) func()
+	}); ok {
+		dir := filepath.Join(o.Out, "_work")
+		if o.Discard {
+			dir = filepath.Join(os.TempDir(), fmt.Sprintf("sweep-work-%d", os.Getpid()))
+		}
+		defer wd.SetWorkDir(dir, o.KeepWork)()
 	}
 	total := int64(len(pl.Pending))
 	if pl.Done > 0 || pl.Failed > 0 {

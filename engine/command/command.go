@@ -59,8 +59,10 @@ type Engine struct {
 	env     []string // inherited environment, if any
 
 	mu       sync.Mutex
-	workRoot string // folder holding the points' work folders
-	keep     bool   // keep work folders of successful points
+	workRoot string   // folder holding the points' work folders
+	keep     bool     // keep work folders of successful points
+	free     []string // emptied work folders, reused by the next points
+	slots    int      // work folders made so far
 }
 
 // New builds an engine from a study's tables. Problems with a key of the
@@ -110,28 +112,90 @@ func (e *Engine) Program() string { return e.c.binary }
 
 // SetWorkDir sets the folder under which every point gets its own work
 // folder, and whether work folders of successful points are kept. The
-// runner calls it before the first Evaluate with the dataset's folder;
-// without it, work folders go under a temporary folder.
-func (e *Engine) SetWorkDir(dir string, keep bool) {
+// runner calls it before the first Evaluate with <dataset>/_work, and calls
+// the function it returns after the last: that removes the emptied work
+// folders (and dir, if nothing is left in it). Without SetWorkDir, work
+// folders go under a temporary folder.
+//
+// A point runs in a work folder of its own. A folder whose point succeeded
+// is emptied and given to a later point, which saves creating and removing
+// a folder per point; a failed point's folder (and, with keep, every
+// point's) is renamed to <dir>/<WorkKey> and kept.
+func (e *Engine) SetWorkDir(dir string, keep bool) (release func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	e.workRoot, e.keep = dir, keep
+	e.workRoot, e.keep, e.free = dir, keep, nil
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, f := range e.free {
+			os.RemoveAll(f)
+		}
+		e.free = nil
+		os.Remove(dir) // only if empty: kept folders stay
+	}
 }
 
-func (e *Engine) root() (string, bool, error) {
+// takeSlot returns an empty work folder for a point.
+func (e *Engine) takeSlot() (slot, root string, keep bool, err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.workRoot == "" {
 		d, err := os.MkdirTemp("", "sweep-command-")
 		if err != nil {
-			return "", false, err
+			e.mu.Unlock()
+			return "", "", false, err
 		}
 		e.workRoot = d
 	}
-	return e.workRoot, e.keep, nil
+	root, keep = e.workRoot, e.keep
+	if n := len(e.free); n > 0 {
+		slot = e.free[n-1]
+		e.free = e.free[:n-1]
+		e.mu.Unlock()
+		return slot, root, keep, nil
+	}
+	e.slots++
+	slot = filepath.Join(root, fmt.Sprintf(".run-%d-%d", os.Getpid(), e.slots))
+	e.mu.Unlock()
+	os.RemoveAll(slot) // left by a crashed run with the same pid
+	return slot, root, keep, os.MkdirAll(slot, 0o755)
+}
+
+// putSlot empties a work folder and keeps it for a later point.
+func (e *Engine) putSlot(slot string) {
+	if err := emptyDir(slot); err != nil {
+		os.RemoveAll(slot)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if filepath.Dir(slot) == e.workRoot {
+		e.free = append(e.free, slot)
+	} else {
+		os.Remove(slot) // SetWorkDir moved the root meanwhile
+	}
+}
+
+// emptyDir removes everything inside dir.
+func emptyDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Resolve implements engine.Engine: unset parameters take their declared
@@ -244,32 +308,25 @@ func (e *Engine) WorkKey(p []engine.Value) string {
 const WorkDirName = "_work"
 
 // Evaluate implements engine.Engine: it renders the point's files and
-// arguments into a fresh work folder, runs the program, and reads its
+// arguments into a work folder of its own, runs the program, and reads its
 // metrics. When ctx is cancelled it kills the program's process group and
 // returns ctx's error.
 func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Value) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	root, keep, err := e.root()
+	slot, root, keep, err := e.takeSlot()
 	if err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}
-	work := filepath.Join(root, e.WorkKey(p))
-	inv, err := e.Render(p, work)
+	inv, err := e.Render(p, slot)
 	if err != nil {
+		e.putSlot(slot)
 		return err
 	}
-	// a failed earlier attempt may have left the folder
-	if err := os.RemoveAll(work); err != nil {
-		return fmt.Errorf("work folder: %w", err)
-	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return fmt.Errorf("work folder: %w", err)
-	}
-	res, err := e.run(ctx, inv)
+	res, err := e.run(ctx, inv, keep)
 	if ctx.Err() != nil {
-		os.RemoveAll(work) // not a result: the point runs again on resume
+		e.putSlot(slot) // not a result: the point runs again on resume
 		return ctx.Err()
 	}
 	if err == nil {
@@ -278,30 +335,41 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 			err = fmt.Errorf("output: %w", err)
 		}
 	}
-	if err != nil {
-		err = e.failure(err, res, inv)
-		return err
+	if err == nil && !keep {
+		e.putSlot(slot)
+		return nil
 	}
-	if !keep {
-		if rerr := os.RemoveAll(work); rerr != nil {
-			return fmt.Errorf("removing work folder: %w", rerr)
+	// keep the folder under the point's name
+	work := filepath.Join(root, e.WorkKey(p))
+	merr := os.RemoveAll(work) // a failed earlier attempt's
+	if merr == nil {
+		merr = os.Rename(slot, work)
+	}
+	if merr != nil {
+		work = slot
+	}
+	if err == nil {
+		if inv, rerr := e.Render(p, work); rerr == nil {
+			writeCommandFile(inv)
 		}
+		return nil
 	}
-	return nil
+	return e.failure(err, res, p, work)
 }
 
-// failure decorates a point's error with the tail of stderr and the kept
-// work folder, where command.txt records how to rerun it.
-func (e *Engine) failure(err error, res *result, inv *Invocation) error {
+// failure decorates a point's error with the last lines of stderr and the
+// kept work folder, where command.txt records how to rerun the point.
+func (e *Engine) failure(err error, res *result, p []engine.Value, work string) error {
 	var b strings.Builder
 	b.WriteString(err.Error())
 	if res != nil {
-		if tail := tailLines(filepath.Join(inv.Work, stderrFile), stderrTailLines, stderrTailBytes); tail != "" {
-			fmt.Fprintf(&b, "\nstderr (last lines):\n%s", tail)
+		if t := lastLines(res.stderr, stderrTailLines, stderrTailBytes); t != "" {
+			fmt.Fprintf(&b, "\nstderr (last lines):\n%s", t)
 		}
 	}
-	if werr := writeCommandFile(inv); werr == nil {
-		fmt.Fprintf(&b, "\nwork folder: %s", inv.Work)
+	inv, rerr := e.Render(p, work)
+	if rerr == nil && writeCommandFile(inv) == nil && keepOutput(work, res) == nil {
+		fmt.Fprintf(&b, "\nwork folder: %s", work)
 	}
 	return errors.New(b.String())
 }
@@ -319,8 +387,8 @@ const (
 )
 
 // writeCommandFile records the invocation of a kept work folder: working
-// directory, environment set by the study, and the argument vector, one
-// argument per line, quoted as Go strings.
+// directory and the argument vector, one argument per line, quoted as Go
+// strings, with the work folder's kept path.
 func writeCommandFile(inv *Invocation) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# working directory\n%q\n# arguments, one per line (no shell involved)\n", inv.Dir)
@@ -330,25 +398,18 @@ func writeCommandFile(inv *Invocation) error {
 	return os.WriteFile(filepath.Join(inv.Work, commandFile), []byte(b.String()), 0o644)
 }
 
-// tailLines returns up to n last lines of the last max bytes of a file.
-func tailLines(path string, n int, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
+// lastLines returns up to n last lines of the last max bytes of b.
+func lastLines(b []byte, n int, max int) string {
+	cut := len(b) > max
+	if cut {
+		b = b[len(b)-max:]
+	}
+	s := strings.TrimRight(string(b), "\n")
+	if s == "" {
 		return ""
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := max64(0, st.Size()-max)
-	buf := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
-		return ""
-	}
-	s := strings.TrimRight(string(buf), "\n")
 	lines := strings.Split(s, "\n")
-	if off > 0 && len(lines) > 1 {
+	if cut && len(lines) > 1 {
 		lines = lines[1:] // first line is cut
 	}
 	if len(lines) > n {

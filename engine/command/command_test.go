@@ -229,17 +229,19 @@ binary = ["@SIM@", "hang"]
 x = "int"
 `)
 	root := t.TempDir()
-	e.SetWorkDir(root, false)
+	release := e.SetWorkDir(root, false)
 	p := point(t, e, nil)
-	work := filepath.Join(root, e.WorkKey(p))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Evaluate(ctx, p, make([]engine.Value, 1)) }()
 	var pids []int
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if data, err := os.ReadFile(filepath.Join(work, "pids.txt")); err == nil && len(strings.Fields(string(data))) == 2 {
-			pids = readPids(t, filepath.Join(work, "pids.txt"))
-			break
+		files, _ := filepath.Glob(filepath.Join(root, "*", "pids.txt"))
+		if len(files) == 1 {
+			if data, err := os.ReadFile(files[0]); err == nil && len(strings.Fields(string(data))) == 2 {
+				pids = readPids(t, files[0])
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the fixture never started")
@@ -251,12 +253,64 @@ x = "int"
 		t.Fatalf("Evaluate after cancel: %v", err)
 	}
 	waitGone(t, pids)
-	if _, err := os.Stat(work); !os.IsNotExist(err) {
-		t.Errorf("work folder of an interrupted point is left")
+	release()
+	if ents, _ := os.ReadDir(root); len(ents) > 0 {
+		t.Errorf("work folder %s of an interrupted point is left", ents[0].Name())
 	}
 	// a cancelled context starts nothing
 	if err := e.Evaluate(ctx, p, make([]engine.Value, 1)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Evaluate with a cancelled context: %v", err)
+	}
+}
+
+// Work folders are reused by later points only once emptied; failed points
+// keep theirs under their own name.
+func TestWorkFolderReuse(t *testing.T) {
+	e := mustBuild(t, t.TempDir(), `
+[command]
+binary = "@SIM@"
+args = ["{{.mode}}"]
+[command.files]
+"in.txt" = { text = "{{.i}}" }
+[metrics]
+entries = "int"
+[params]
+mode = { type = "string", default = "entries" }
+i = "int"
+`)
+	root := t.TempDir()
+	release := e.SetWorkDir(root, false)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		mode := "entries"
+		if i == 2 {
+			mode = "fail"
+		}
+		p := point(t, e, map[string]any{"i": i, "mode": mode})
+		out := make([]engine.Value, 1)
+		err := e.Evaluate(ctx, p, out)
+		if mode == "fail" {
+			if err == nil {
+				t.Fatal("fail mode succeeded")
+			}
+			data, rerr := os.ReadFile(filepath.Join(root, e.WorkKey(p), "in.txt"))
+			if rerr != nil || string(data) != "2" {
+				t.Errorf("failed point's kept folder: %q %v", data, rerr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the rendered file only: nothing left by earlier points
+		if out[0] != engine.IntV(1) {
+			t.Errorf("point %d found %v entries in its work folder, want 1", i, out[0])
+		}
+	}
+	release()
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 {
+		t.Errorf("after the run %d folders, want the failed point's", len(ents))
 	}
 }
 

@@ -101,11 +101,22 @@ func point(t testing.TB, e *Engine, vals map[string]any) []engine.Value {
 func evaluate(t testing.TB, e *Engine, p []engine.Value, keep bool) ([]engine.Value, string, error) {
 	t.Helper()
 	root := t.TempDir()
-	e.SetWorkDir(root, keep)
+	release := e.SetWorkDir(root, keep)
 	out := make([]engine.Value, len(e.Metrics()))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := e.Evaluate(ctx, p, out)
+	release()
+	// only the point's kept folder may be left
+	ents, rerr := os.ReadDir(root)
+	if rerr != nil && !os.IsNotExist(rerr) {
+		t.Fatal(rerr)
+	}
+	for _, d := range ents {
+		if d.Name() != e.WorkKey(p) {
+			t.Errorf("work folder %s left after the run", d.Name())
+		}
+	}
 	return out, filepath.Join(root, e.WorkKey(p)), err
 }
 

@@ -291,6 +291,9 @@ func (r *neupimsReader) fields() []engine.Field {
 	return f
 }
 
+// stdoutCap: the reader reads files, stdout is kept for failure reports.
+func (r *neupimsReader) stdoutCap() int { return tailCap }
+
 // pathArg is the absolute path of a flag's value, relative to the
 // program's working directory.
 func pathArg(inv *Invocation, flag string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,16 +18,57 @@ import (
 // result is what a finished program left behind.
 type result struct {
 	inv    *Invocation
-	stdout string // path of the captured stdout
-	exit   int    // exit status (accepted by the study)
+	stdout []byte // the last stdoutCap bytes of stdout
+	stderr []byte // the last tailCap bytes of stderr
+	// bytes of each stream not kept in memory (their start); 0 when the
+	// streams went to files
+	stdoutDropped, stderrDropped int64
+	toFiles                      bool // stdout.txt and stderr.txt hold the streams
+	exit                         int  // exit status (accepted by the study)
+}
+
+// tailCap bounds the stderr (and, for the neupims reader, stdout) kept in
+// memory: its last bytes are what a failure report shows.
+const tailCap = 1 << 20
+
+// waitDelay is how long Wait waits for the output pipes to close after the
+// process group is gone (a daemon that left the group may hold them).
+const waitDelay = 2 * time.Second
+
+// tail is an io.Writer keeping the last max bytes written to it.
+type tail struct {
+	max     int
+	buf     []byte
+	dropped int64
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.max {
+		cut := len(t.buf) - t.max
+		t.dropped += int64(cut)
+		t.buf = append(t.buf[:0], t.buf[cut:]...)
+	}
+	return len(p), nil
+}
+
+// bytes returns the last max bytes and how many bytes before them were
+// dropped.
+func (t *tail) bytes() ([]byte, int64) {
+	if len(t.buf) > t.max {
+		cut := len(t.buf) - t.max
+		return t.buf[cut:], t.dropped + int64(cut)
+	}
+	return t.buf, t.dropped
 }
 
 // run writes the point's files, executes the program in its own process
-// group with stdout and stderr captured in the work folder, and waits for it
-// within the timeout. It returns an error for a failed start, a timeout, a
-// signal or a non-accepted exit status. Whatever happens, no process of the
-// group outlives run.
-func (e *Engine) run(ctx context.Context, inv *Invocation) (*result, error) {
+// group and waits for it within the timeout. Its stdout and stderr go to
+// stdout.txt and stderr.txt in the work folder when toFiles is set, else
+// into memory (their last bytes). It returns an error for a failed start, a
+// timeout, a signal or a non-accepted exit status. Whatever happens, no
+// process of the group outlives run.
+func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool) (*result, error) {
 	for _, f := range inv.Files {
 		path := filepath.Join(inv.Work, f.Path)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -39,29 +81,35 @@ func (e *Engine) run(ctx context.Context, inv *Invocation) (*result, error) {
 	if err := e.rd.prepare(inv); err != nil {
 		return nil, err
 	}
-	res := &result{inv: inv, stdout: filepath.Join(inv.Work, stdoutFile)}
-	stdout, err := os.Create(res.stdout)
-	if err != nil {
-		return nil, err
-	}
-	defer stdout.Close()
-	stderr, err := os.Create(filepath.Join(inv.Work, stderrFile))
-	if err != nil {
-		return nil, err
-	}
-	defer stderr.Close()
-
+	res := &result{inv: inv, toFiles: toFiles}
 	cmd := &exec.Cmd{
-		Path:   inv.Path,
-		Args:   inv.Args,
-		Env:    inv.Env,
-		Dir:    inv.Dir,
-		Stdout: stdout, // files, not pipes: the program writes them directly
-		Stderr: stderr,
+		Path: inv.Path,
+		Args: inv.Args,
+		Env:  inv.Env,
+		Dir:  inv.Dir,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:   true,            // its own group: one kill reaches its children
 			Pdeathsig: syscall.SIGKILL, // dies with sweep even if sweep is killed
 		},
+		WaitDelay: waitDelay,
+	}
+	var outTail, errTail *tail
+	if toFiles {
+		stdout, err := os.Create(filepath.Join(inv.Work, stdoutFile))
+		if err != nil {
+			return nil, err
+		}
+		defer stdout.Close()
+		stderr, err := os.Create(filepath.Join(inv.Work, stderrFile))
+		if err != nil {
+			return nil, err
+		}
+		defer stderr.Close()
+		cmd.Stdout, cmd.Stderr = stdout, stderr // the program writes the files itself
+	} else {
+		outTail = &tail{max: e.rd.stdoutCap()}
+		errTail = &tail{max: tailCap}
+		cmd.Stdout, cmd.Stderr = outTail, errTail
 	}
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("cannot start %s: %w", inv.Path, errors.Unwrap(err))
@@ -90,6 +138,18 @@ func (e *Engine) run(ctx context.Context, inv *Invocation) (*result, error) {
 	// cannot be reused: kill whatever it left running, then reap it.
 	killGroup(pid)
 	werr := cmd.Wait()
+	if toFiles {
+		var err error
+		if res.stdout, err = readTail(filepath.Join(inv.Work, stdoutFile), int64(e.rd.stdoutCap())); err != nil {
+			return res, err
+		}
+		if res.stderr, err = readTail(filepath.Join(inv.Work, stderrFile), tailCap); err != nil {
+			return res, err
+		}
+	} else {
+		res.stdout, res.stdoutDropped = outTail.bytes()
+		res.stderr, res.stderrDropped = errTail.bytes()
+	}
 	if timedOut {
 		return res, fmt.Errorf("timed out after %v; its process group was killed", e.c.timeout)
 	}
@@ -111,6 +171,35 @@ func (e *Engine) run(ctx context.Context, inv *Invocation) (*result, error) {
 	return res, nil
 }
 
+// keepOutput writes the kept tails of stdout and stderr into a kept work
+// folder (when they went to memory).
+func keepOutput(dir string, res *result) error {
+	if res == nil || res.toFiles {
+		return nil
+	}
+	for _, s := range []struct {
+		name    string
+		data    []byte
+		dropped int64
+	}{{stdoutFile, res.stdout, res.stdoutDropped}, {stderrFile, res.stderr, res.stderrDropped}} {
+		f, err := os.Create(filepath.Join(dir, s.name))
+		if err != nil {
+			return err
+		}
+		if s.dropped > 0 {
+			fmt.Fprintf(f, "[sweep: the first %d bytes are not kept; run with --keep-work for whole outputs]\n", s.dropped)
+		}
+		_, err = f.Write(s.data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // waitExited blocks until process pid has exited, without reaping it.
 func waitExited(pid int) error {
 	for {
@@ -127,4 +216,23 @@ func waitExited(pid int) error {
 func killGroup(pgid int) {
 	// ESRCH: the group is already gone
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// readTail returns the last max bytes of a file.
+func readTail(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max64(0, st.Size()-max)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return buf, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
 
@@ -16,6 +14,8 @@ import (
 type reader interface {
 	// fields lists the metrics, in the order read fills them.
 	fields() []engine.Field
+	// stdoutCap is how many bytes of stdout (the last ones) read needs.
+	stdoutCap() int
 	// prepare readies the work folder before the program starts.
 	prepare(inv *Invocation) error
 	// read fills out (len(fields())) from the program's outputs.
@@ -25,25 +25,6 @@ type reader interface {
 // maxOutput bounds how much of stdout the json and regex readers read: the
 // last maxOutput bytes.
 const maxOutput = 64 << 20
-
-// readTail returns the last max bytes of a file.
-func readTail(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max64(0, st.Size()-max)
-	buf := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
-		return nil, err
-	}
-	return buf, nil
-}
 
 func specFields(ms []metricSpec) []engine.Field {
 	out := make([]engine.Field, len(ms))
@@ -61,12 +42,10 @@ type jsonReader struct {
 
 func (r *jsonReader) fields() []engine.Field    { return specFields(r.metrics) }
 func (r *jsonReader) prepare(*Invocation) error { return nil }
+func (r *jsonReader) stdoutCap() int            { return maxOutput }
 
 func (r *jsonReader) read(res *result, out []engine.Value) error {
-	data, err := readTail(res.stdout, maxOutput)
-	if err != nil {
-		return err
-	}
+	data := res.stdout
 	obj, ok := lastObject(data)
 	if !ok {
 		return fmt.Errorf("no JSON object on stdout (%d bytes, starting %q)", len(data), excerpt(data))
@@ -179,12 +158,10 @@ type regexReader struct {
 
 func (r *regexReader) fields() []engine.Field    { return specFields(r.metrics) }
 func (r *regexReader) prepare(*Invocation) error { return nil }
+func (r *regexReader) stdoutCap() int            { return maxOutput }
 
 func (r *regexReader) read(res *result, out []engine.Value) error {
-	data, err := readTail(res.stdout, maxOutput)
-	if err != nil {
-		return err
-	}
+	data := res.stdout
 	found := map[string]string{}
 	for _, re := range r.res {
 		names := re.SubexpNames()

@@ -4,6 +4,8 @@
 //
 //	json K V ...   print log lines, then {"K": V, ...} (V as JSON if it parses)
 //	argv           print {"argv": [every argument after the mode]}
+//	entries        print {"entries": N}, N files in the working directory,
+//	               then leave a file and a folder behind
 //	regex          print "cycles: 1234" and "util = 0.5" lines among noise
 //	crash          write to stderr, then die by a signal (SIGABRT, as an
 //	               assert in a C++ simulator)
@@ -56,6 +58,15 @@ func main() {
 	case "argv":
 		b, _ := json.Marshal(map[string]any{"argv": args, "n": len(args)})
 		fmt.Println(string(b))
+	case "entries":
+		ents, err := os.ReadDir(".")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.WriteFile("litter.txt", []byte("x"), 0o644)
+		os.MkdirAll("litter/deep", 0o755)
+		fmt.Printf("{\"entries\": %d}\n", len(ents))
 	case "regex":
 		fmt.Println("noise: cycles unknown yet")
 		fmt.Println("cycles: 1000")
