@@ -49,13 +49,15 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
   --user-data-dir="$profile" --window-size=1280,2000)
 
 # 2. every embedded chart decodes in the browser
-timeout 180 "$browser" "${flags[@]}" --dump-dom "file://$page" > "$out/dom.html" 2> "$out/chromium-dom.log" ||
+# (--enable-logging=stderr puts the page's console messages in the log)
+timeout 180 "$browser" "${flags[@]}" --enable-logging=stderr --v=0 --dump-dom "file://$page" > "$out/dom.html" 2> "$out/chromium-dom.log" ||
   die "chromium --dump-dom failed; see $out/chromium-dom.log"
 loaded=$(grep -o 'data-charts-loaded="[0-9]*/[0-9]*"' "$out/dom.html" | head -1 | sed 's/.*="\(.*\)"/\1/')
 [ -n "$loaded" ] || die "the page's load script did not run (no data-charts-loaded in $out/dom.html)"
 [ "$loaded" = "$charts/$charts" ] || die "Chromium decoded $loaded charts, want $charts/$charts"
 say "Chromium decoded $loaded charts"
-if grep -Ei 'Uncaught|ERR_FILE_NOT_FOUND|Failed to load resource|Not allowed to load' "$out/chromium-dom.log"; then
+# the page logs nothing itself: any console message is an error
+if grep -E ':CONSOLE|Uncaught|ERR_FILE_NOT_FOUND|Failed to load resource|Not allowed to load' "$out/chromium-dom.log"; then
   die "Chromium reported page errors (above; full log $out/chromium-dom.log)"
 fi
 
