@@ -18,16 +18,12 @@ var (
 	seedErr  string
 )
 
-// seedDataset runs studies/seed-moe.toml once for the analysis tests.
+// seedDataset runs studies/seed-moe.toml once for the analysis tests, into
+// the test binary's temporary folder (removed by TestMain).
 func seedDataset(t *testing.T) string {
 	t.Helper()
 	seedOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sweep-analysis-test")
-		if err != nil {
-			seedErr = err.Error()
-			return
-		}
-		seedDir = filepath.Join(dir, "seed")
+		seedDir = filepath.Join(filepath.Dir(sweepBin), "analysis-seed")
 		_, errs, code := runCLI(t, "run", "../../studies/seed-moe.toml", "--out", seedDir, "--progress", "none", "--quiet")
 		if code != 0 {
 			seedErr = errs
