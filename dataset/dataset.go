@@ -56,8 +56,13 @@ const (
 	tmpPrefix  = ".tmp-"
 )
 
-// QuarantineDir is the subfolder where unreadable parts are moved.
-const QuarantineDir = "quarantine"
+// QuarantineDir is the subfolder where unreadable parts are moved. Like
+// every non-part folder in a dataset, its name starts with an underscore, so
+// pyarrow and pandas skip it when they read the dataset folder.
+const QuarantineDir = "_quarantine"
+
+// ArchiveDir is the subfolder that keeps parts of older engine versions.
+const ArchiveDir = "_archive"
 
 // Schema returns the Arrow schema of a dataset for an engine.
 func Schema(eng engine.Engine) (*arrow.Schema, error) {

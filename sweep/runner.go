@@ -110,6 +110,9 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	}
 	pl, err := Expand(ctx, s, o.Out, PlanOptions{Shard: o.Shard, RetryFailed: o.RetryFailed, Force: o.Force})
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, &Interrupted{Resume: o.Resume}
+		}
 		return nil, err
 	}
 	res.Plan = pl
@@ -129,7 +132,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 			}
 			res.ArchivedOldVersion = moved
 			for v, n := range pl.Stale {
-				logf("note: %d rows of %s model version %s (now %s) moved to %s; they are kept apart, not mixed with this run", n, s.Engine.Name(), v, s.Engine.Version(), filepath.Join(o.Out, "archive"))
+				logf("note: %d rows of %s model version %s (now %s) moved to %s; they are kept apart, not mixed with this run", n, s.Engine.Name(), v, s.Engine.Version(), filepath.Join(o.Out, dataset.ArchiveDir))
 			}
 		}
 	}
@@ -317,7 +320,7 @@ func removeTemps(dir string, sh Shard) error {
 }
 
 // archiveOldVersions moves parts written by another model version of the
-// engine into archive/<engine>-v<version>/.
+// engine into _archive/<engine>-v<version>/.
 func archiveOldVersions(dir string, eng engine.Engine) ([]string, error) {
 	parts, err := dataset.Parts(dir)
 	if err != nil {
@@ -333,7 +336,7 @@ func archiveOldVersions(dir string, eng engine.Engine) ([]string, error) {
 		if v == eng.Version() && m[dataset.MetaEngine] == eng.Name() {
 			continue
 		}
-		dst := filepath.Join(dir, "archive", fmt.Sprintf("%s-v%s", m[dataset.MetaEngine], v))
+		dst := filepath.Join(dir, dataset.ArchiveDir, fmt.Sprintf("%s-v%s", m[dataset.MetaEngine], v))
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return moved, err
 		}

@@ -176,7 +176,7 @@ func TestEngineVersionChangeKeepsOldRowsApart(t *testing.T) {
 	if got := rows(t, dir); len(got) != 20 {
 		t.Fatalf("%d rows in the main folder", len(got))
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, "archive", "fake-v1", "*.parquet"))
+	old, _ := filepath.Glob(filepath.Join(dir, dataset.ArchiveDir, "fake-v1", "*.parquet"))
 	if len(old) != 1 {
 		t.Fatalf("archive: %v", old)
 	}

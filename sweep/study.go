@@ -622,7 +622,9 @@ func compileWhere(src string, params []engine.Param, s *Study) (Constraint, erro
 // ExprOptions are the options of every expression sweep compiles (study
 // constraints, analysis filters): the given variables, a bounded size, and
 // only side-effect-free arithmetic builtins (abs, ceil, floor, round, min, max,
-// int, float); no other functions, no loops over collections.
+// int, float); no other functions (no clock, no len over ranges). Predicates
+// over literal collections (filter, all, ...) stay available, bounded by the
+// node limit and expr's memory budget.
 func ExprOptions(env map[string]any, asBool bool) []expr.Option {
 	opts := []expr.Option{expr.Env(env), expr.MaxNodes(500), expr.DisableAllBuiltins()}
 	for _, b := range []string{"abs", "ceil", "floor", "round", "min", "max", "int", "float"} {

@@ -164,11 +164,8 @@ func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// handleHelp prints usage for --help and reports whether it did.
+// handleHelp passes flag.ErrHelp on (the flag package has printed the
+// usage already) and other errors unchanged.
 func handleHelp(fs *flag.FlagSet, err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return flag.ErrHelp
-	}
 	return err
 }
