@@ -317,7 +317,8 @@ i = [1, 2, 3, 4, 5, 6, 7, 8]
 	var pids []int
 	for deadline := time.Now().Add(time.Minute); len(pids) < 8; {
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
+			cmd.Process.Signal(syscall.SIGINT) // stops the fixtures it started
+			cmd.Wait()
 			t.Fatalf("the fixtures did not start: %v\n%s", pids, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -330,6 +331,8 @@ i = [1, 2, 3, 4, 5, 6, 7, 8]
 		}
 	}
 	if n := len(markedProcesses(marker)); n < 9 {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
 		t.Fatalf("%d marked processes before the interrupt, want sweep and 8 fixtures", n)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

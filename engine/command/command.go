@@ -7,27 +7,42 @@
 // text/template over the point's parameters), files rendered into the
 // point's work folder, env, a timeout per point, the accepted exit statuses,
 // and a reader: "json" (the last JSON object printed on stdout), "regex"
-// (named groups over stdout) or "neupims" (NeuPIMs' _summary.tsv, or its
-// per-stage SA_stage_*.tsv / PIM_stage_*.tsv files). Parameters are
-// declared in [params] or inferred from the values the study gives in
-// [base], [axes] and [[zip]]; the json and regex readers' metrics are
-// declared in [metrics], so the dataset stays typed. preset = "neupims"
-// fills in NeuPIMs' command line, its model-config JSON (with the MoE
-// fork's fields) and its reader.
+// (named groups over stdout, the last match of each) or "neupims" (NeuPIMs'
+// _summary.tsv, or its per-stage SA_stage_*.tsv / PIM_stage_*.tsv files).
+// Parameters are declared in [params] or inferred from the values the study
+// gives in [base], [axes] and [[zip]]; the json and regex readers' metrics
+// are declared in [metrics], so the dataset stays typed. preset = "neupims"
+// fills in NeuPIMs' command line, its model-config JSON (with the MoE fork's
+// fields) and its reader.
+//
+// Templates see every parameter by name and three more names: work (the
+// point's work folder, absolute), study_dir and root (the preset's root,
+// else study_dir); functions: json, path (relative to the study folder),
+// add, sub, mul, div. A template naming anything else fails when the study
+// loads.
 //
 // No shell is involved: the program is executed with an argument vector, and
 // every rendered argument is exactly one argument, whatever characters a
-// parameter value holds. Each point runs in its own work folder (see
-// SetWorkDir) and its own process group; a timeout or a cancelled context
-// kills the whole group. A failure — a non-accepted exit status, a signal,
-// a timeout, unreadable output — is returned as an error carrying the last
+// parameter value holds. Each point runs in a work folder of its own (see
+// SetWorkDir) and in its own process group; a timeout or a cancelled context
+// (Ctrl-C) kills the whole group, and so does the program's exit: nothing it
+// started outlives it. If sweep itself is killed with SIGKILL, the programs
+// get SIGKILL too (parent-death signal); what they started themselves is
+// beyond reach then. A failure — a non-accepted exit status, a signal, a
+// timeout, unreadable output — is returned as an error carrying the last
 // lines of stderr and the kept work folder; the runner records it as a
 // failed row and goes on.
 //
+// stdout and stderr are kept in memory (their last 16 MiB and 1 MiB) and
+// written to stdout.txt and stderr.txt of a kept work folder, next to
+// command.txt, the argument vector to rerun the point by hand; with
+// --keep-work (keep) the program writes whole files instead.
+//
 // The model version is a hash of the program file's content, the fixed
 // arguments, every template, the reader's configuration and the files
-// listed in version_files, so rebuilding the simulator or editing a
-// template never mixes old and new results.
+// listed in version_files (the preset adds its fixed config files), so
+// rebuilding the simulator or editing a template never mixes old and new
+// results.
 package command
 
 import (

@@ -219,6 +219,21 @@ x = "int"
 	waitGone(t, readPids(t, filepath.Join(work, "pids.txt")))
 }
 
+// What a program leaves running when it exits is killed with its group.
+func TestExitKillsLeftovers(t *testing.T) {
+	e := mustBuild(t, t.TempDir(), `
+[command]
+binary = ["@SIM@", "orphan"]
+[metrics]
+x = "int"
+`)
+	out, work, err := evaluate(t, e, point(t, e, nil), true)
+	if err != nil || out[0] != engine.IntV(1) {
+		t.Fatalf("%v %v", out, err)
+	}
+	waitGone(t, readPids(t, filepath.Join(work, "pids.txt")))
+}
+
 // Cancelling the context (Ctrl-C) kills the program and its children; the
 // point is not a result, so its work folder goes.
 func TestCancelKillsProcessGroup(t *testing.T) {
@@ -232,6 +247,7 @@ x = "int"
 	release := e.SetWorkDir(root, false)
 	p := point(t, e, nil)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failing test leaves nothing running
 	done := make(chan error, 1)
 	go func() { done <- e.Evaluate(ctx, p, make([]engine.Value, 1)) }()
 	var pids []int

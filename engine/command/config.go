@@ -38,6 +38,7 @@ type KeyError struct {
 	Msg  string
 }
 
+// Error formats the key path and the problem.
 func (e *KeyError) Error() string { return strings.Join(e.Path, ".") + ": " + e.Msg }
 
 func keyErr(path []string, format string, args ...any) error {

@@ -42,6 +42,7 @@ type tail struct {
 	dropped int64
 }
 
+// Write keeps p, dropping the oldest bytes beyond twice max.
 func (t *tail) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*t.max {

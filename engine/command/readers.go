@@ -23,8 +23,8 @@ type reader interface {
 }
 
 // maxOutput bounds how much of stdout the json and regex readers read: the
-// last maxOutput bytes.
-const maxOutput = 64 << 20
+// last maxOutput bytes (a running point holds at most twice that).
+const maxOutput = 16 << 20
 
 func specFields(ms []metricSpec) []engine.Field {
 	out := make([]engine.Field, len(ms))

@@ -11,6 +11,8 @@
 //	               assert in a C++ simulator)
 //	hang           start a child (mode sleep), record both pids in pids.txt
 //	               in the working directory, and never exit
+//	orphan         start a child (mode sleep), record both pids in pids.txt,
+//	               print {"x": 1} and exit 0, leaving the child running
 //	sleep          sleep forever
 //	garbage        print text that holds no JSON object, exit 0
 //	fail N         write 30 numbered lines to stderr, exit with status N
@@ -78,7 +80,7 @@ func main() {
 		debug.SetTraceback("crash") // the Go runtime then aborts: SIGABRT
 		syscall.Kill(os.Getpid(), syscall.SIGSEGV)
 		time.Sleep(time.Minute)
-	case "hang":
+	case "hang", "orphan":
 		child := exec.Command(os.Args[0], "sleep")
 		if err := child.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -88,6 +90,10 @@ func main() {
 		if err := os.WriteFile("pids.txt", []byte(pids), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
+		}
+		if mode == "orphan" {
+			fmt.Println(`{"x": 1}`)
+			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "hanging with a child")
 		sleepForever()
