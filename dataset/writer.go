@@ -68,6 +68,26 @@ func (c *column) len() int {
 	return len(c.strs)
 }
 
+// put appends a value; the common case (valid, no nulls so far) is inline.
+func (c *column) put(v *engine.Value, ok bool) {
+	if ok && c.valid == nil && v.Kind != engine.Unset {
+		switch c.kind {
+		case engine.Int:
+			c.ints = append(c.ints, v.I)
+			return
+		case engine.Float:
+			if v.Kind == engine.Float {
+				c.flts = append(c.flts, v.F)
+				return
+			}
+		case engine.String:
+			c.strs = append(c.strs, v.S)
+			return
+		}
+	}
+	c.add(*v, ok)
+}
+
 // add appends a value; an unset value (or !ok) is null.
 func (c *column) add(v engine.Value, ok bool) {
 	if !ok || !v.IsSet() {
@@ -120,10 +140,20 @@ func (c *column) build(dt arrow.DataType) arrow.Array {
 	var b array.Builder
 	switch c.kind {
 	case engine.Int:
+		if c.valid == nil { // no nulls: wrap the values without a copy
+			vals := c.ints
+			c.ints = nil // the array owns them now
+			return array.NewInt64Data(array.NewData(dt, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, 0, 0))
+		}
 		x := array.NewInt64Builder(mem)
 		x.AppendValues(c.ints, c.valid)
 		b = x
 	case engine.Float:
+		if c.valid == nil {
+			vals := c.flts
+			c.flts = nil
+			return array.NewFloat64Data(array.NewData(dt, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(vals))}, nil, 0, 0))
+		}
 		x := array.NewFloat64Builder(mem)
 		x.AppendValues(c.flts, c.valid)
 		b = x
@@ -205,17 +235,18 @@ func (w *Writer) Append(r *Row) {
 	c[2].strs = append(c[2].strs, r.Error)
 	col := 3
 	for i := range r.Params {
-		c[col].add(r.Params[i], true)
+		c[col].put(&r.Params[i], true)
 		col++
 	}
 	ok := r.Status == StatusOK
 	nm := len(w.eng.Metrics())
+	var unset engine.Value
 	for i := 0; i < nm; i++ {
-		var v engine.Value
+		v := &unset
 		if ok && i < len(r.Metrics) {
-			v = r.Metrics[i]
+			v = &r.Metrics[i]
 		}
-		c[col].add(v, ok)
+		c[col].put(v, ok)
 		col++
 	}
 	c[col].strs = append(c[col].strs, w.eng.Name())

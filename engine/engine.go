@@ -223,3 +223,11 @@ func ParseValue(k Kind, text string) (Value, error) {
 	}
 	return Value{}, fmt.Errorf("unknown kind %v", k)
 }
+
+// Costly is implemented by engines whose points take long to evaluate (an
+// external simulator: seconds to hours). The runner then hands out one point
+// at a time, so the last points spread over all workers; for fast engines it
+// batches thousands of points per task.
+type Costly interface {
+	Costly() bool
+}

@@ -39,8 +39,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if pl.Points+pl.Dropped+pl.Duplicates != pl.Combinations {
-			t.Fatalf("points %d + dropped %d + duplicates %d != %d", pl.Points, pl.Dropped, pl.Duplicates, pl.Combinations)
+		if pl.Points+pl.Dropped != pl.Combinations || pl.Pending.Count() != pl.Points {
+			t.Fatalf("points %d + dropped %d != %d, or pending %d", pl.Points, pl.Dropped, pl.Combinations, pl.Pending.Count())
 		}
 	})
 }

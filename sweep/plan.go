@@ -3,21 +3,26 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/sweep-dse/sweep/dataset"
 	"github.com/sweep-dse/sweep/engine"
 )
 
-// Plan is a study expanded into points, checked against a dataset.
+// Plan is a study expanded into points, checked against a dataset. Its
+// memory does not grow with the study: pending points are one bit per
+// combination, and the dataset's points one 8-byte key per row.
 type Plan struct {
 	Study        *Study
 	Combinations int64   // grid size before constraints
 	Dropped      int64   // combinations the constraints removed
-	Duplicates   int64   // combinations that resolve to a point already listed
-	Points       int64   // distinct points (of the shard)
+	Points       int64   // points (of the shard)
 	OtherShards  int64   // points that belong to other shards
-	Pending      []int64 // combination indexes still to run, ascending
+	Pending      *Bitset // combination indexes still to run
 	Done         int64   // points with an ok row
 	Failed       int64   // points whose row is failed
 	Retry        bool    // failed points are pending
@@ -25,7 +30,7 @@ type Plan struct {
 	Stale        map[string]int64 // rows per other engine version found
 	Bad          []*dataset.CorruptError
 	FailedParts  []string // parts holding failed rows of this engine version
-	first        []int64  // first few combination indexes, for display
+	first        []int64  // first few points' combination indexes, for display
 }
 
 // PlanOptions tunes Expand.
@@ -34,22 +39,46 @@ type PlanOptions struct {
 	RetryFailed bool
 	Force       bool // run even above the study's max_points
 	Preview     int  // how many points to keep for display
+	Jobs        int  // parallel workers; 0 = CPU count
 }
 
+// PendingList returns the pending combination indexes in order.
+func (pl *Plan) PendingList() []int64 {
+	var out []int64
+	pl.Pending.Each(func(i int64) bool { out = append(out, i); return true })
+	return out
+}
+
+// keySet is a sorted set of point-ID keys.
+type keySet []uint64
+
+func (k keySet) has(x uint64) bool {
+	_, ok := slices.BinarySearch(k, x)
+	return ok
+}
+
+// block is how many combinations one expansion task covers; a multiple of
+// 64, so tasks write disjoint words of the pending bitset.
+const block = 1 << 12
+
 // Expand resolves every point of the study, computes IDs, and compares them
-// with the dataset in dir (which may not exist). Invalid points are an
-// *InputError naming the key; nothing is written.
+// with the dataset in dir (which may not exist), in parallel. Invalid points
+// are an *InputError naming the key (the first by combination order);
+// nothing is written.
 func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, error) {
 	if o.Shard.N == 0 {
 		o.Shard = All
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
 	}
 	pl := &Plan{Study: s, Combinations: s.Combinations(), Shard: o.Shard, Retry: o.RetryFailed, Stale: map[string]int64{}}
 	if pl.Combinations > s.MaxPoints && !o.Force {
 		return nil, &InputError{File: s.Path, Line: locate(s.Text, []string{"axes"}), Key: "axes",
 			Msg: fmt.Sprintf("the study expands to %d combinations, more than max_points = %d; pass --force or raise [study] max_points", pl.Combinations, s.MaxPoints)}
 	}
-	// what the dataset holds
-	status := map[uint64]bool{} // key -> failed
+	// what the dataset holds: an ok row wins over failed ones
+	var ok, failed keySet
 	bad, err := dataset.Index(ctx, dir, func(e dataset.Entry) {
 		if e.EngineVersion != s.Engine.Version() {
 			pl.Stale[e.EngineVersion]++
@@ -59,95 +88,152 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 		if err != nil {
 			return
 		}
-		if e.Failed && (len(pl.FailedParts) == 0 || pl.FailedParts[len(pl.FailedParts)-1] != e.Part) {
-			pl.FailedParts = append(pl.FailedParts, e.Part)
+		if e.Failed {
+			if len(pl.FailedParts) == 0 || pl.FailedParts[len(pl.FailedParts)-1] != e.Part {
+				pl.FailedParts = append(pl.FailedParts, e.Part)
+			}
+			failed = append(failed, id.Key())
+		} else {
+			ok = append(ok, id.Key())
 		}
-		k := id.Key()
-		if prevFailed, ok := status[k]; ok && !prevFailed {
-			return // an ok row wins over a failed one
-		}
-		status[k] = e.Failed
 	})
 	if err != nil {
 		return nil, err
 	}
 	pl.Bad = bad
-	// expand
-	p := make([]engine.Value, len(s.Engine.Params()))
-	f := s.NewFilter()
-	h := NewHasher(s.Engine)
-	type kv struct {
-		key uint64
-		idx int64
+	slices.Sort(ok)
+	ok = slices.Compact(ok)
+	slices.Sort(failed)
+	failed = slices.Compact(failed)
+
+	pl.Pending = NewBitset(pl.Combinations)
+	var (
+		next                                  atomic.Int64 // next block
+		dropped, points, other, done, nfailed atomic.Int64
+		mu                                    sync.Mutex
+		firstErr                              error
+		firstErrIdx                           int64 = -1
+		firsts                                []int64
+		wg                                    sync.WaitGroup
+	)
+	nblocks := (pl.Combinations + block - 1) / block
+	for w := 0; w < o.Jobs; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]engine.Value, len(s.Engine.Params()))
+			f := s.NewFilter()
+			h := NewHasher(s.Engine)
+			given := make([]engine.Value, len(p))
+			for {
+				b := next.Add(1) - 1
+				if b >= nblocks || ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				stop := firstErrIdx >= 0 && firstErrIdx < b*block
+				mu.Unlock()
+				if stop {
+					return
+				}
+				var cDropped, cPoints, cOther, cDone, cFailed int64
+				var local []int64
+				for idx := b * block; idx < min((b+1)*block, pl.Combinations); idx++ {
+					s.Fill(idx, p)
+					if len(s.Where) > 0 {
+						keep, err := f.Keep(p)
+						if err != nil {
+							setErr(&mu, &firstErr, &firstErrIdx, idx, err)
+							return
+						}
+						if !keep {
+							cDropped++
+							continue
+						}
+					}
+					copy(given, p)
+					if err := s.Engine.Resolve(s.Dir, p); err != nil {
+						setErr(&mu, &firstErr, &firstErrIdx, idx, s.ErrorAt(err, s.Describe(p)))
+						return
+					}
+					if err := checkGiven(s, p, given); err != nil {
+						setErr(&mu, &firstErr, &firstErrIdx, idx, err)
+						return
+					}
+					id := h.ID(p)
+					if !o.Shard.Has(id) {
+						cOther++
+						continue
+					}
+					cPoints++
+					k := id.Key()
+					switch {
+					case ok.has(k):
+						cDone++
+					case failed.has(k):
+						cFailed++
+						if o.RetryFailed {
+							pl.Pending.set(idx)
+						}
+					default:
+						pl.Pending.set(idx)
+					}
+					if len(local) < o.Preview {
+						local = append(local, idx)
+					}
+				}
+				dropped.Add(cDropped)
+				points.Add(cPoints)
+				other.Add(cOther)
+				done.Add(cDone)
+				nfailed.Add(cFailed)
+				if len(local) > 0 {
+					mu.Lock()
+					firsts = append(firsts, local...)
+					mu.Unlock()
+				}
+			}
+		}()
 	}
-	var keys []kv
-	for idx := int64(0); idx < pl.Combinations; idx++ {
-		if idx&0xffff == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		s.Fill(idx, p)
-		if len(s.Where) > 0 {
-			ok, err := f.Keep(p)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				pl.Dropped++
-				continue
-			}
-		}
-		if err := s.Engine.Resolve(s.Dir, p); err != nil {
-			return nil, s.ErrorAt(err, s.Describe(p))
-		}
-		id := h.ID(p)
-		if !o.Shard.Has(id) {
-			pl.OtherShards++
-			continue
-		}
-		keys = append(keys, kv{id.Key(), idx})
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
-	// duplicates: the same resolved point from two combinations
-	slices.SortFunc(keys, func(a, b kv) int {
-		if a.key != b.key {
-			if a.key < b.key {
-				return -1
-			}
-			return 1
-		}
-		return int(a.idx - b.idx)
-	})
-	out := keys[:0]
-	for i, k := range keys {
-		if i > 0 && k.key == keys[i-1].key {
-			pl.Duplicates++
-			continue
-		}
-		out = append(out, k)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	keys = out
-	pl.Points = int64(len(keys))
-	for _, k := range keys {
-		failed, ok := status[k.key]
-		switch {
-		case ok && !failed:
-			pl.Done++
-		case ok && failed:
-			pl.Failed++
-			if o.RetryFailed {
-				pl.Pending = append(pl.Pending, k.idx)
-			}
-		default:
-			pl.Pending = append(pl.Pending, k.idx)
-		}
-		if len(pl.first) < o.Preview {
-			pl.first = append(pl.first, k.idx)
-		}
-	}
-	slices.Sort(pl.Pending)
-	slices.Sort(pl.first)
+	pl.Dropped, pl.Points, pl.OtherShards = dropped.Load(), points.Load(), other.Load()
+	pl.Done, pl.Failed = done.Load(), nfailed.Load()
+	slices.Sort(firsts)
+	pl.first = firsts[:min(len(firsts), o.Preview)]
 	return pl, nil
+}
+
+// setErr keeps the error of the lowest combination index.
+func setErr(mu *sync.Mutex, first *error, firstIdx *int64, idx int64, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if *firstIdx < 0 || idx < *firstIdx {
+		*first, *firstIdx = err, idx
+	}
+}
+
+// checkGiven enforces the engine contract that makes point IDs unique: Resolve
+// fills unset parameters and never changes a given one (an Int given for a
+// Float parameter may widen), so two different combinations never resolve
+// to one point.
+func checkGiven(s *Study, p, given []engine.Value) error {
+	for i := range given {
+		g := given[i]
+		if !g.IsSet() || p[i] == g {
+			continue
+		}
+		if g.Kind == engine.Int && p[i].Kind == engine.Float && p[i].F == float64(g.I) {
+			continue
+		}
+		return fmt.Errorf("engine %s changed the given parameter %s from %s to %s", s.Engine.Name(), s.Engine.Params()[i].Name, g, p[i])
+	}
+	return nil
 }
 
 // Preview returns the first points of the plan (by combination order) as
@@ -162,3 +248,43 @@ func (pl *Plan) Preview() [][]engine.Value {
 	}
 	return out
 }
+
+// Bitset is a fixed-size set of combination indexes.
+type Bitset struct {
+	words []uint64
+	n     int64
+}
+
+// NewBitset returns an empty set over [0, n).
+func NewBitset(n int64) *Bitset { return &Bitset{words: make([]uint64, (n+63)/64), n: n} }
+
+func (b *Bitset) set(i int64) { b.words[i>>6] |= 1 << (i & 63) }
+
+// Has reports whether i is in the set.
+func (b *Bitset) Has(i int64) bool { return b.words[i>>6]&(1<<(i&63)) != 0 }
+
+// Count is the number of members.
+func (b *Bitset) Count() int64 {
+	var n int64
+	for _, w := range b.words {
+		n += int64(popcount(w))
+	}
+	return n
+}
+
+// Each calls fn with every member in ascending order until fn returns false.
+func (b *Bitset) Each(fn func(int64) bool) {
+	for wi, w := range b.words {
+		for w != 0 {
+			t := w & -w
+			i := int64(wi)*64 + int64(trailingZeros(w))
+			if !fn(i) {
+				return
+			}
+			w ^= t
+		}
+	}
+}
+
+func popcount(x uint64) int      { return bits.OnesCount64(x) }
+func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,7 +27,7 @@ type RunOptions struct {
 	Shard       Shard         // subset to run; zero = all
 	RetryFailed bool          // rerun points whose row is failed
 	Force       bool          // run above max_points
-	FlushRows   int           // write a part every this many rows (0 = 65536)
+	FlushRows   int           // write a part every this many rows, over all workers (0 = 16384)
 	FlushEvery  time.Duration // ... or this often (0 = 30 s)
 	Discard     bool          // evaluate but write nothing (benchmarks)
 	Progress    Progress      // nil = none
@@ -49,12 +51,6 @@ type Result struct {
 // DefaultOut is the dataset folder of a study when --out is not given.
 func DefaultOut(s *Study) string { return filepath.Join("results", s.Name) }
 
-// chunk is a batch of points evaluated by one goroutine.
-type chunk struct {
-	idx  []int64
-	rows []dataset.Row
-}
-
 // Run evaluates the study's pending points in parallel and streams the rows
 // into the dataset. On ctx cancellation it stops issuing points, writes what
 // finished, and returns *Interrupted.
@@ -70,7 +66,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		o.Shard = All
 	}
 	if o.FlushRows <= 0 {
-		o.FlushRows = 1 << 16
+		o.FlushRows = 1 << 14
 	}
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = 30 * time.Second
@@ -147,7 +143,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		}
 		defer wd.SetWorkDir(dir, o.KeepWork)()
 	}
-	total := int64(len(pl.Pending))
+	total := pl.Pending.Count()
 	if pl.Done > 0 || pl.Failed > 0 {
 		logf("resuming: %d of %d points already done, %d failed%s, %d to run", pl.Done, pl.Points, pl.Failed, map[bool]string{true: " (retrying)", false: ""}[o.RetryFailed], total)
 	}
@@ -158,94 +154,69 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		return res, nil
 	}
 
-	var w *dataset.Writer
-	if !o.Discard {
-		meta := map[string]string{
-			dataset.MetaStudy: s.Text, dataset.MetaStudyName: s.Name,
-			dataset.MetaEngine: s.Engine.Name(), dataset.MetaEngineVersion: s.Engine.Version(),
-			dataset.MetaToolVersion: o.ToolVersion,
-		}
-		stem := fmt.Sprintf("%s-%s-%d", o.Shard.stem(), start.UTC().Format("20060102T150405"), os.Getpid())
-		w, err = dataset.NewWriter(o.Out, stem, s.Engine, meta)
-		if err != nil {
-			return nil, err
-		}
+	// One writer per worker: rows are encoded where they are computed, so
+	// writing scales with --jobs and nothing funnels through one goroutine.
+	// Each buffers FlushRows/jobs rows, so memory does not grow with the study.
+	writers := make(chan *dataset.Writer, o.Jobs)
+	var all []*dataset.Writer
+	flushRows := max(1, o.FlushRows/o.Jobs)
+	meta := map[string]string{
+		dataset.MetaStudy: s.Text, dataset.MetaStudyName: s.Name,
+		dataset.MetaEngine: s.Engine.Name(), dataset.MetaEngineVersion: s.Engine.Version(),
+		dataset.MetaToolVersion: o.ToolVersion,
 	}
-
-	// chunk size: small enough to balance and to stop quickly, large enough
-	// to amortise scheduling
-	size := int(max(1, min(256, total/int64(o.Jobs*8))))
-	results := make(chan *chunk, 2*o.Jobs)
-	pool := sync.Pool{New: func() any { return &chunk{} }}
+	for j := 0; j < o.Jobs; j++ {
+		var w *dataset.Writer
+		if !o.Discard {
+			stem := fmt.Sprintf("%s-%s-%d-w%d", o.Shard.stem(), start.UTC().Format("20060102T150405"), os.Getpid(), j)
+			if w, err = dataset.NewWriter(o.Out, stem, s.Engine, meta); err != nil {
+				return nil, err
+			}
+			all = append(all, w)
+		}
+		writers <- w
+	}
+	lastFlush := make(map[*dataset.Writer]time.Time)
+	var flushMu sync.Mutex
 
 	// IDs written by this run, to drop the rows they supersede
 	var retried map[string]bool
+	var retriedMu sync.Mutex
 	if o.RetryFailed && len(pl.FailedParts) > 0 && !o.Discard {
 		retried = map[string]bool{}
 	}
-	// writer
-	var werr error
-	wdone := make(chan struct{})
-	go func() {
-		defer close(wdone)
-		last := time.Now()
-		for c := range results {
-			var ok, failed int64
-			for i := range c.rows {
-				r := &c.rows[i]
-				if r.Status == dataset.StatusOK {
-					ok++
-				} else {
-					failed++
-				}
-				if w != nil && werr == nil {
-					w.Append(r)
-					if retried != nil {
-						retried[r.ID] = true
-					}
-				}
-			}
-			res.Ran += ok + failed
-			res.OK += ok
-			res.Failed += failed
-			o.Progress.Add(ok, failed)
-			pool.Put(c)
-			if w != nil && werr == nil && (w.Rows() >= o.FlushRows || time.Since(last) >= o.FlushEvery) {
-				werr = w.Flush()
-				last = time.Now()
-			}
-		}
-		if w != nil && werr == nil {
-			werr = w.Flush()
-		}
-	}()
+	var ran, okN, failedN atomic.Int64
 
+	// tasks: ranges of combinations, small enough to balance and to stop
+	// quickly, large enough to amortise scheduling
+	width := max(1, min(4096, pl.Combinations/int64(o.Jobs*16)))
+	if c, ok := s.Engine.(engine.Costly); ok && c.Costly() {
+		width = 1
+	}
+	nP, nM := len(s.Engine.Params()), len(s.Engine.Metrics())
+	rows := sync.Pool{New: func() any {
+		return &dataset.Row{Params: make([]engine.Value, nP), Metrics: make([]engine.Value, nM)}
+	}}
+	hashers := sync.Pool{New: func() any { return NewHasher(s.Engine) }}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
-	nP, nM := len(s.Engine.Params()), len(s.Engine.Metrics())
-	h := sync.Pool{New: func() any { return NewHasher(s.Engine) }}
-issue:
-	for lo := 0; lo < len(pl.Pending); lo += size {
+	for lo := int64(0); lo < pl.Combinations; lo += width {
 		if gctx.Err() != nil {
-			break issue
+			break
 		}
-		idx := pl.Pending[lo:min(lo+size, len(pl.Pending))]
+		hi := min(lo+width, pl.Combinations)
 		g.Go(func() error {
-			c := pool.Get().(*chunk)
-			c.idx = idx
-			if cap(c.rows) < len(idx) {
-				c.rows = make([]dataset.Row, len(idx))
-				for i := range c.rows {
-					c.rows[i].Params = make([]engine.Value, nP)
-					c.rows[i].Metrics = make([]engine.Value, nM)
+			w := <-writers
+			defer func() { writers <- w }()
+			r := rows.Get().(*dataset.Row)
+			defer rows.Put(r)
+			h := hashers.Get().(*Hasher)
+			defer hashers.Put(h)
+			var ok, failed int64
+			for ix := lo; ix < hi; ix++ {
+				if !pl.Pending.Has(ix) {
+					continue
 				}
-			}
-			c.rows = c.rows[:len(idx)]
-			hs := h.Get().(*Hasher)
-			defer h.Put(hs)
-			n := 0
-			for _, ix := range idx {
-				r := &c.rows[n]
 				s.Fill(ix, r.Params)
 				if err := s.Engine.Resolve(s.Dir, r.Params); err != nil {
 					return s.ErrorAt(err, s.Describe(r.Params))
@@ -257,28 +228,67 @@ issue:
 				if err != nil && gctx.Err() != nil {
 					break // interrupted: not a result
 				}
-				r.ID = hs.ID(r.Params).String()
+				r.ID = h.ID(r.Params).String()
 				r.Status, r.Error = dataset.StatusOK, ""
 				if err != nil {
 					r.Status, r.Error = dataset.StatusFailed, err.Error()
+					failed++
+				} else {
+					ok++
 				}
-				n++
+				if w != nil {
+					w.Append(r)
+					if retried != nil {
+						retriedMu.Lock()
+						retried[r.ID] = true
+						retriedMu.Unlock()
+					}
+					if w.Rows() >= flushRows {
+						if err := w.Flush(); err != nil {
+							return fmt.Errorf("writing results to %s: %w", o.Out, err)
+						}
+					}
+				}
 			}
-			c.rows = c.rows[:n]
-			results <- c
+			ran.Add(ok + failed)
+			okN.Add(ok)
+			failedN.Add(failed)
+			o.Progress.Add(ok, failed)
+			if w == nil {
+				return nil
+			}
+			flushMu.Lock()
+			last, seen := lastFlush[w]
+			if !seen {
+				last = start
+			}
+			flushMu.Unlock()
+			if w.Rows() > 0 && time.Since(last) >= o.FlushEvery {
+				if err := w.Flush(); err != nil {
+					return fmt.Errorf("writing results to %s: %w", o.Out, err)
+				}
+				flushMu.Lock()
+				lastFlush[w] = time.Now()
+				flushMu.Unlock()
+			}
 			return nil
 		})
 	}
 	gerr := g.Wait()
-	close(results)
-	<-wdone
-	o.Progress.Finish()
-	if w != nil {
-		res.Parts = w.Written()
+	// what finished is written, interrupted or not
+	var werr error
+	for _, w := range all {
+		if err := w.Flush(); err != nil && werr == nil {
+			werr = fmt.Errorf("writing results to %s: %w", o.Out, err)
+		}
+		res.Parts = append(res.Parts, w.Written()...)
 	}
+	sort.Strings(res.Parts)
+	res.Ran, res.OK, res.Failed = ran.Load(), okN.Load(), failedN.Load()
+	o.Progress.Finish()
 	res.Elapsed = time.Since(start)
 	if werr != nil {
-		return res, fmt.Errorf("writing results to %s: %w", o.Out, werr)
+		return res, werr
 	}
 	// retried points now have a newer row: drop their old failed rows, part
 	// by part, each replaced atomically

@@ -65,7 +65,7 @@ func shardIDs(t *testing.T, s *Study, sh Shard) (map[ID]bool, *Plan) {
 	h := NewHasher(s.Engine)
 	p := make([]engine.Value, len(s.Engine.Params()))
 	ids := map[ID]bool{}
-	for _, idx := range pl.Pending {
+	for _, idx := range pl.PendingList() {
 		s.Fill(idx, p)
 		if err := s.Engine.Resolve(s.Dir, p); err != nil {
 			t.Fatal(err)
@@ -101,9 +101,9 @@ func TestShardsPartitionTheStudy(t *testing.T) {
 			sh := Shard{i, n}
 			ids, pl := shardIDs(t, s, sh)
 			points += pl.Points
-			if got := pl.Points + pl.OtherShards + pl.Duplicates + pl.Dropped; got != whole.Combinations {
+			if got := pl.Points + pl.OtherShards + pl.Dropped; got != whole.Combinations {
 				t.Fatalf("n=%d shard %d: points %d + other shards %d + duplicates %d + dropped %d = %d, want %d combinations",
-					n, i, pl.Points, pl.OtherShards, pl.Duplicates, pl.Dropped, got, whole.Combinations)
+					n, i, pl.Points, pl.OtherShards, 0, pl.Dropped, got, whole.Combinations)
 			}
 			for id := range ids {
 				if prev, ok := seen[id]; ok {
@@ -215,8 +215,8 @@ func TestShardsRunConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int64(len(pl.Pending)) != int64(len(last)) {
-		t.Fatalf("pending %d, want the last shard's %d", len(pl.Pending), len(last))
+	if pl.Pending.Count() != int64(len(last)) {
+		t.Fatalf("pending %d, want the last shard's %d", pl.Pending.Count(), len(last))
 	}
 	// resume: a finished shard has nothing to do, the last runs only its own
 	res, err := run(0)

@@ -84,7 +84,7 @@ func printPlan(w io.Writer, s *sweep.Study, pl *sweep.Plan, out string) {
 	for _, c := range s.Where {
 		fmt.Fprintf(w, "where:   %s\n", c.Source)
 	}
-	fmt.Fprintf(w, "combinations: %d; dropped by constraints: %d; duplicates: %d\n", pl.Combinations, pl.Dropped, pl.Duplicates)
+	fmt.Fprintf(w, "combinations: %d; dropped by constraints: %d\n", pl.Combinations, pl.Dropped)
 	if pl.Shard.N > 1 {
 		fmt.Fprintf(w, "shard %s: %d points (%d in other shards)\n", pl.Shard, pl.Points, pl.OtherShards)
 	}

@@ -40,7 +40,7 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
 	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
 	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")
-	fs.IntVar(&o.FlushRows, "flush-rows", 1<<16, "write a part file every `N` rows")
+	fs.IntVar(&o.FlushRows, "flush-rows", 1<<14, "write part files every `N` rows (split over the --jobs workers)")
 	fs.DurationVar(&o.FlushEvery, "flush-every", 30*time.Second, "... or at least this often")
 	fs.BoolVar(&o.Discard, "discard", false, "evaluate but write nothing (measures engine + runner)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")

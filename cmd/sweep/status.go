@@ -202,7 +202,7 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 	var miss, fail []point
 	p := make([]engine.Value, len(s.Engine.Params()))
 	h := sweep.NewHasher(s.Engine)
-	for _, idx := range pl.Pending {
+	for _, idx := range pl.PendingList() {
 		if len(miss) >= problemExamples && (len(fail) >= problemExamples || int64(len(fail)) == pl.Failed) {
 			break
 		}
