@@ -8,6 +8,11 @@
 //	sweep status DIR             what a dataset holds
 //	sweep sim [--set k=v ...]    evaluate one point and print a report
 //	sweep params                 list the embedded engine's parameters and metrics
+//	sweep models [NAME]          model presets and their parameter counts
+//	sweep neupims [NeuPIMs flags] NeuPIMs-compatible front end of the embedded model
+//	sweep best|pareto|report DIR first look at a dataset
+//	sweep slurm STUDY [flags]    run a study as a Slurm job array, then verify and compact
+//	sweep compact DIR            merge small part files (safe to interrupt)
 //
 // Run `sweep help VERB` for a verb's flags.
 package main
