@@ -151,6 +151,9 @@ func TestNeuPIMsFiles(t *testing.T) {
 	}
 }
 
+// BenchmarkSeedPoint evaluates the seed point over and over: its routing is
+// drawn once and then memoised, as in a sweep where many points share one
+// routing (BenchmarkSeedPointCold draws it every time).
 func BenchmarkSeedPoint(b *testing.B) {
 	e := New()
 	p := point(b, e, map[string]any{"d_model": 4096, "num_experts": 64, "top_k": 2, "batch_size": 512, "n_layers": 1})
@@ -162,4 +165,23 @@ func BenchmarkSeedPoint(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSeedPointCold evaluates the seed point with a new routing seed
+// each time, so every evaluation draws its routing (512 tokens × top-2).
+func BenchmarkSeedPointCold(b *testing.B) {
+	e := New()
+	p := point(b, e, map[string]any{"d_model": 4096, "num_experts": 64, "top_k": 2, "batch_size": 512, "n_layers": 1})
+	out := make([]engine.Value, len(e.Metrics()))
+	ctx := context.Background()
+	seed := int64(1 << 40)
+	b.ReportAllocs()
+	for b.Loop() {
+		seed++
+		p[pSeed] = engine.IntV(seed)
+		if err := e.Evaluate(ctx, p, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "points/s")
 }
