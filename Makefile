@@ -33,8 +33,11 @@ lint: ## gofmt and go vet
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## benchmarks that print figures (engine, runner, writer)
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./sweep/...
+bench: ## benchmarks that print figures: engine, writer, runner, command engine, end to end (FULL=1 adds 10M points)
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./engine/moe
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./dataset ./sweep
+	bash bench/perf.sh
+	bash bench/command-overhead.sh
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each (crashers land in testdata/fuzz)
