@@ -33,10 +33,12 @@
 // lines of stderr and the kept work folder; the runner records it as a
 // failed row and goes on.
 //
-// stdout and stderr are kept in memory (their last 16 MiB and 1 MiB) and
-// written to stdout.txt and stderr.txt of a kept work folder, next to
-// command.txt, the argument vector to rerun the point by hand; with
-// --keep-work (keep) the program writes whole files instead.
+// The program writes stdout and stderr into unnamed temporary files (pipes
+// where the temporary folder cannot hold those); the readers and failure
+// reports use their last 16 MiB and 1 MiB, which a kept work folder gets as
+// stdout.txt and stderr.txt, next to command.txt, the argument vector to
+// rerun the point by hand. With --keep-work (keep) the program writes whole
+// stdout.txt and stderr.txt files in its work folder instead.
 //
 // The model version is a hash of the program file's content, the fixed
 // arguments, every template, the reader's configuration and the files
@@ -72,12 +74,13 @@ type Engine struct {
 	fields  []engine.Field
 	version string
 	env     []string // inherited environment, if any
+	devNull *os.File // the programs' stdin
 
 	mu       sync.Mutex
-	workRoot string   // folder holding the points' work folders
-	keep     bool     // keep work folders of successful points
-	free     []string // emptied work folders, reused by the next points
-	slots    int      // work folders made so far
+	workRoot string  // folder holding the points' work folders
+	keep     bool    // keep work folders of successful points
+	free     []*slot // emptied work folders, reused by the next points
+	slots    int     // work folders made so far
 }
 
 // New builds an engine from a study's tables. Problems with a key of the
@@ -99,6 +102,9 @@ func New(src Source) (*Engine, error) {
 	e.fields = e.rd.fields()
 	if c.inheritEnv {
 		e.env = os.Environ()
+	}
+	if e.devNull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
 	}
 	v, err := e.computeVersion()
 	if err != nil {
@@ -133,9 +139,10 @@ func (e *Engine) Program() string { return e.c.binary }
 // folders go under a temporary folder.
 //
 // A point runs in a work folder of its own. A folder whose point succeeded
-// is emptied and given to a later point, which saves creating and removing
-// a folder per point; a failed point's folder (and, with keep, every
-// point's) is renamed to <dir>/<WorkKey> and kept.
+// is emptied and given to a later point, with the unnamed files that took
+// the program's output, which saves creating and removing a folder and two
+// files per point; a failed point's folder (and, with keep, every point's)
+// is renamed to <dir>/<WorkKey> and kept.
 func (e *Engine) SetWorkDir(dir string, keep bool) (release func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -146,71 +153,138 @@ func (e *Engine) SetWorkDir(dir string, keep bool) (release func()) {
 	return func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		for _, f := range e.free {
-			os.RemoveAll(f)
+		for _, s := range e.free {
+			s.close()
+			os.RemoveAll(s.dir)
 		}
 		e.free = nil
 		os.Remove(dir) // only if empty: kept folders stay
 	}
 }
 
+// slot is a work folder and the unnamed files that take the output of the
+// programs run in it.
+type slot struct {
+	dir      string
+	d        *os.File // dir, open; nil until first emptied
+	out, err *os.File // nil until first used
+}
+
+// outputReuse is the size beyond which a slot's output files are emptied
+// before the next program; below it, programs append to them (emptying a
+// file per point costs more than the spawn on some file systems).
+var outputReuse int64 = 8 << 20
+
+// outputs returns the slot's output files and where the next program's
+// output will start in them.
+func (s *slot) outputs() (out, err *os.File, outStart, errStart int64, _ error) {
+	if s.out == nil {
+		o, err := unnamedFile()
+		if err != nil {
+			return nil, nil, 0, 0, err
+		}
+		e, err := unnamedFile()
+		if err != nil {
+			o.Close()
+			return nil, nil, 0, 0, err
+		}
+		s.out, s.err = o, e
+		return o, e, 0, 0, nil
+	}
+	var start [2]int64
+	for i, f := range []*os.File{s.out, s.err} {
+		// the program shares the file offset: it writes at the end
+		end, err := f.Seek(0, io.SeekEnd)
+		if err == nil && end > outputReuse {
+			if err = f.Truncate(0); err == nil {
+				end, err = f.Seek(0, io.SeekStart)
+			}
+		}
+		if err != nil {
+			s.close()
+			return nil, nil, 0, 0, err
+		}
+		start[i] = end
+	}
+	return s.out, s.err, start[0], start[1], nil
+}
+
+// close closes the slot's files.
+func (s *slot) close() {
+	if s.out != nil {
+		s.out.Close()
+		s.err.Close()
+		s.out, s.err = nil, nil
+	}
+	if s.d != nil {
+		s.d.Close()
+		s.d = nil
+	}
+}
+
+// empty removes everything inside the slot's folder.
+func (s *slot) empty() error {
+	if s.d == nil {
+		d, err := os.Open(s.dir)
+		if err != nil {
+			return err
+		}
+		s.d = d
+	} else if _, err := s.d.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	names, err := s.d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(s.dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // takeSlot returns an empty work folder for a point.
-func (e *Engine) takeSlot() (slot, root string, keep bool, err error) {
+func (e *Engine) takeSlot() (s *slot, root string, keep bool, err error) {
 	e.mu.Lock()
 	if e.workRoot == "" {
 		d, err := os.MkdirTemp("", "sweep-command-")
 		if err != nil {
 			e.mu.Unlock()
-			return "", "", false, err
+			return nil, "", false, err
 		}
 		e.workRoot = d
 	}
 	root, keep = e.workRoot, e.keep
 	if n := len(e.free); n > 0 {
-		slot = e.free[n-1]
+		s = e.free[n-1]
 		e.free = e.free[:n-1]
 		e.mu.Unlock()
-		return slot, root, keep, nil
+		return s, root, keep, nil
 	}
 	e.slots++
-	slot = filepath.Join(root, fmt.Sprintf(".run-%d-%d", os.Getpid(), e.slots))
+	s = &slot{dir: filepath.Join(root, fmt.Sprintf(".run-%d-%d", os.Getpid(), e.slots))}
 	e.mu.Unlock()
-	os.RemoveAll(slot) // left by a crashed run with the same pid
-	return slot, root, keep, os.MkdirAll(slot, 0o755)
+	os.RemoveAll(s.dir) // left by a crashed run with the same pid
+	return s, root, keep, os.MkdirAll(s.dir, 0o755)
 }
 
 // putSlot empties a work folder and keeps it for a later point.
-func (e *Engine) putSlot(slot string) {
-	if err := emptyDir(slot); err != nil {
-		os.RemoveAll(slot)
+func (e *Engine) putSlot(s *slot) {
+	if err := s.empty(); err != nil {
+		s.close()
+		os.RemoveAll(s.dir)
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if filepath.Dir(slot) == e.workRoot {
-		e.free = append(e.free, slot)
+	if filepath.Dir(s.dir) == e.workRoot {
+		e.free = append(e.free, s)
 	} else {
-		os.Remove(slot) // SetWorkDir moved the root meanwhile
+		s.close()
+		os.Remove(s.dir) // SetWorkDir moved the root meanwhile
 	}
-}
-
-// emptyDir removes everything inside dir.
-func emptyDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Resolve implements engine.Engine: unset parameters take their declared
@@ -334,12 +408,12 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	if err != nil {
 		return fmt.Errorf("work folder: %w", err)
 	}
-	inv, err := e.Render(p, slot)
+	inv, err := e.Render(p, slot.dir)
 	if err != nil {
 		e.putSlot(slot)
 		return err
 	}
-	res, err := e.run(ctx, inv, keep)
+	res, err := e.run(ctx, inv, keep, slot)
 	if ctx.Err() != nil {
 		e.putSlot(slot) // not a result: the point runs again on resume
 		return ctx.Err()
@@ -354,14 +428,16 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 		e.putSlot(slot)
 		return nil
 	}
-	// keep the folder under the point's name
+	// keep the folder under the point's name; its output files go: a
+	// process that escaped the kill may still hold them
+	slot.close()
 	work := filepath.Join(root, e.WorkKey(p))
 	merr := os.RemoveAll(work) // a failed earlier attempt's
 	if merr == nil {
-		merr = os.Rename(slot, work)
+		merr = os.Rename(slot.dir, work)
 	}
 	if merr != nil {
-		work = slot
+		work = slot.dir
 	}
 	if err == nil {
 		if inv, rerr := e.Render(p, work); rerr == nil {

@@ -175,6 +175,16 @@ arg = "string"
 	}
 }
 
+// Where unnamed temporary files are not available, output goes through
+// pipes into memory, with the same results.
+func TestPipedOutput(t *testing.T) {
+	unnamedFiles = false
+	defer func() { unnamedFiles = true }()
+	TestJSONReader(t)
+	TestRegexReader(t)
+	TestFailures(t)
+}
+
 func TestAcceptedExitStatus(t *testing.T) {
 	e := mustBuild(t, t.TempDir(), `
 [command]
@@ -279,9 +289,17 @@ x = "int"
 	}
 }
 
-// Work folders are reused by later points only once emptied; failed points
-// keep theirs under their own name.
+// Work folders are reused by later points only once emptied, and so are the
+// files that take their output; failed points keep theirs under their own
+// name.
 func TestWorkFolderReuse(t *testing.T) {
+	t.Run("append", testWorkFolderReuse)
+	defer func(n int64) { outputReuse = n }(outputReuse)
+	outputReuse = 10 // empty the output files before every point
+	t.Run("truncate", testWorkFolderReuse)
+}
+
+func testWorkFolderReuse(t *testing.T) {
 	e := mustBuild(t, t.TempDir(), `
 [command]
 binary = "@SIM@"
@@ -308,6 +326,9 @@ i = "int"
 		if mode == "fail" {
 			if err == nil {
 				t.Fatal("fail mode succeeded")
+			}
+			if msg := err.Error(); strings.Contains(msg, "entries ran") || !strings.Contains(msg, "stderr line 30") {
+				t.Errorf("the failed point's report shows other points' output or not its own: %q", msg)
 			}
 			data, rerr := os.ReadFile(filepath.Join(root, e.WorkKey(p), "in.txt"))
 			if rerr != nil || string(data) != "2" {

@@ -69,7 +69,7 @@ func (t *tail) bytes() ([]byte, int64) {
 // into memory (their last bytes). It returns an error for a failed start, a
 // timeout, a signal or a non-accepted exit status. Whatever happens, no
 // process of the group outlives run.
-func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool) (*result, error) {
+func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool, sl *slot) (*result, error) {
 	for _, f := range inv.Files {
 		path := filepath.Join(inv.Work, f.Path)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -84,29 +84,41 @@ func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool) (*resul
 	}
 	res := &result{inv: inv, toFiles: toFiles}
 	cmd := &exec.Cmd{
-		Path: inv.Path,
-		Args: inv.Args,
-		Env:  inv.Env,
-		Dir:  inv.Dir,
+		Path:  inv.Path,
+		Args:  inv.Args,
+		Env:   inv.Env,
+		Dir:   inv.Dir,
+		Stdin: e.devNull,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:   true,            // its own group: one kill reaches its children
 			Pdeathsig: syscall.SIGKILL, // dies with sweep even if sweep is killed
 		},
 		WaitDelay: waitDelay,
 	}
+	// The program writes its output into files itself: named ones in the
+	// work folder when they are kept, else the slot's unnamed temporary ones
+	// (cheaper than pipes, which need a copying goroutine each); pipes into
+	// memory when the temporary folder cannot hold unnamed files.
+	var outFile, errFile *os.File
+	var outStart, errStart int64
 	var outTail, errTail *tail
 	if toFiles {
-		stdout, err := os.Create(filepath.Join(inv.Work, stdoutFile))
-		if err != nil {
+		var err error
+		if outFile, err = os.Create(filepath.Join(inv.Work, stdoutFile)); err != nil {
 			return nil, err
 		}
-		defer stdout.Close()
-		stderr, err := os.Create(filepath.Join(inv.Work, stderrFile))
-		if err != nil {
+		defer outFile.Close()
+		if errFile, err = os.Create(filepath.Join(inv.Work, stderrFile)); err != nil {
 			return nil, err
 		}
-		defer stderr.Close()
-		cmd.Stdout, cmd.Stderr = stdout, stderr // the program writes the files itself
+		defer errFile.Close()
+	} else if unnamedFiles {
+		if o, e, oStart, eStart, err := sl.outputs(); err == nil {
+			outFile, errFile, outStart, errStart = o, e, oStart, eStart
+		}
+	}
+	if outFile != nil {
+		cmd.Stdout, cmd.Stderr = outFile, errFile
 	} else {
 		outTail = &tail{max: e.rd.stdoutCap()}
 		errTail = &tail{max: tailCap}
@@ -139,13 +151,16 @@ func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool) (*resul
 	// cannot be reused: kill whatever it left running, then reap it.
 	killGroup(pid)
 	werr := cmd.Wait()
-	if toFiles {
+	if outFile != nil {
 		var err error
-		if res.stdout, err = readTail(filepath.Join(inv.Work, stdoutFile), int64(e.rd.stdoutCap())); err != nil {
-			return res, err
+		if res.stdout, res.stdoutDropped, err = readTail(outFile, outStart, int64(e.rd.stdoutCap())); err != nil {
+			return res, fmt.Errorf("reading stdout: %w", err)
 		}
-		if res.stderr, err = readTail(filepath.Join(inv.Work, stderrFile), tailCap); err != nil {
-			return res, err
+		if res.stderr, res.stderrDropped, err = readTail(errFile, errStart, tailCap); err != nil {
+			return res, fmt.Errorf("reading stderr: %w", err)
+		}
+		if toFiles {
+			res.stdoutDropped, res.stderrDropped = 0, 0
 		}
 	} else {
 		res.stdout, res.stdoutDropped = outTail.bytes()
@@ -219,21 +234,27 @@ func killGroup(pgid int) {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// readTail returns the last max bytes of a file.
-func readTail(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+// readTail returns the last max bytes of an open file from offset start on,
+// and how many bytes between start and them it leaves out.
+func readTail(f *os.File, start, max int64) ([]byte, int64, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	off := max64(0, st.Size()-max)
-	buf := make([]byte, st.Size()-off)
+	off := max64(start, st.Size()-max)
+	buf := make([]byte, max64(0, st.Size()-off))
 	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
-		return nil, err
+		return nil, 0, err
 	}
-	return buf, nil
+	return buf, off - start, nil
+}
+
+// unnamedFiles lets output go to unnamed files (tests turn it off to
+// exercise the pipes).
+var unnamedFiles = true
+
+// unnamedFile opens a file without a name in the temporary folder: it
+// vanishes when closed.
+func unnamedFile() (*os.File, error) {
+	return os.OpenFile(os.TempDir(), unix.O_TMPFILE|os.O_RDWR, 0o600)
 }

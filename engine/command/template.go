@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -18,7 +19,13 @@ import (
 type tmpl struct {
 	src    string
 	t      *template.Template
-	static bool // no actions: the text is the result
+	static bool   // no actions: the text is the result
+	parts  []part // text and plain {{.name}} only: rendered without reflection
+}
+
+// part is a piece of a simple template: text, or the value of a name.
+type part struct {
+	text, name string
 }
 
 // newTmpl parses text. Functions available in templates:
@@ -31,13 +38,63 @@ func newTmpl(name, text, studyDir string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template: %v", strings.TrimPrefix(err.Error(), "template: "))
 	}
-	return &tmpl{src: text, t: t, static: !strings.Contains(text, "{{")}, nil
+	return &tmpl{src: text, t: t, static: !strings.Contains(text, "{{"), parts: simpleParts(t)}, nil
+}
+
+// simpleParts returns the pieces of a template made of text and {{.name}}
+// actions only, or nil.
+func simpleParts(t *template.Template) []part {
+	if len(t.Templates()) != 1 || t.Tree == nil {
+		return nil
+	}
+	var parts []part
+	for _, n := range t.Tree.Root.Nodes {
+		switch x := n.(type) {
+		case *parse.TextNode:
+			parts = append(parts, part{text: string(x.Text)})
+		case *parse.ActionNode:
+			p := x.Pipe
+			if len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+				return nil
+			}
+			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
+			if !ok || len(f.Ident) != 1 {
+				return nil
+			}
+			parts = append(parts, part{name: f.Ident[0]})
+		default:
+			return nil
+		}
+	}
+	return parts
 }
 
 // exec renders the template into b.
 func (t *tmpl) exec(b *strings.Builder, data map[string]any) error {
 	if t.static {
 		b.WriteString(t.src)
+		return nil
+	}
+	if t.parts != nil {
+		for _, p := range t.parts {
+			if p.name == "" {
+				b.WriteString(p.text)
+				continue
+			}
+			v, ok := data[p.name]
+			if !ok {
+				return fmt.Errorf("template %q: no value for %s", t.src, p.name)
+			}
+			// as text/template prints a value
+			switch x := v.(type) {
+			case string:
+				b.WriteString(x)
+			case int64:
+				b.WriteString(strconv.FormatInt(x, 10))
+			default:
+				fmt.Fprint(b, x)
+			}
+		}
 		return nil
 	}
 	if err := t.t.Execute(b, data); err != nil {

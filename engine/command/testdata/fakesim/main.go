@@ -68,6 +68,7 @@ func main() {
 		}
 		os.WriteFile("litter.txt", []byte("x"), 0o644)
 		os.MkdirAll("litter/deep", 0o755)
+		fmt.Fprintln(os.Stderr, "entries ran")
 		fmt.Printf("{\"entries\": %d}\n", len(ents))
 	case "regex":
 		fmt.Println("noise: cycles unknown yet")
