@@ -33,6 +33,21 @@
 // lines of stderr and the kept work folder; the runner records it as a
 // failed row and goes on.
 //
+// Row status of a point, and the error text of a failed one (followed by
+// the last lines of stderr and "work folder: <kept folder>"):
+//
+//	ok      the exit status is accepted (exit_codes, default [0]; the neupims
+//	        preset [0, 255]) and the reader found every metric
+//	failed  "exit status N (accepted: [...])"
+//	        "killed by signal N (name)": a crash
+//	        "timed out after D; its process group was killed"
+//	        "output: ...": the reader found no JSON object, no match, a value
+//	        of the wrong type, or incomplete NeuPIMs output (no _summary.tsv
+//	        and stage files short of A,B,E / A-F)
+//	        "cannot start ...", or a template that fails to render
+//
+// An interrupted point (Ctrl-C) is no row at all: it runs on resume.
+//
 // The program writes stdout and stderr into unnamed temporary files (pipes
 // where the temporary folder cannot hold those); the readers and failure
 // reports use their last 16 MiB and 1 MiB, which a kept work folder gets as
