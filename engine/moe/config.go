@@ -42,6 +42,9 @@ type config struct {
 	skew     float64
 	rtrace   *RoutingTrace
 	seed     int64
+
+	dev Device // the hardware for the shared op timing (device)
+	seq Seq    // the op sequence being timed (evaluate)
 }
 
 func (e *Engine) config(p []engine.Value) config {
@@ -66,6 +69,7 @@ func (e *Engine) config(p []engine.Value) config {
 
 		batch: p[pBatch].I, seqLen: p[pSeqLen].I, routing: p[pRouting].S, skew: p[pSkew].F, seed: p[pSeed].I,
 	}
+	c.dev = c.device()
 	if s := p[pSeqTrace].S; s != "" {
 		c.seqTrace, _ = e.files.get(s).([]Request)
 	}

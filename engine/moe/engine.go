@@ -29,7 +29,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "4"
+const Version = "5"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {
@@ -59,7 +59,7 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	}
 	c := e.config(p)
 	var load [maxExperts]int32
-	var chans [maxChannels]int64
+	var chans [2 * maxChannels]int64
 	evaluate(&c, load[:], chans[:], out)
 	return nil
 }
@@ -67,6 +67,99 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 // maxChannels bounds hbm_channels.
 const maxChannels = 1024
 
+// stageE is the work of a layer after attention: the projection, the
+// attention residual and the FFN LayerNorm (proj), then either the dense
+// FFN (dense) or the MoE FFN (router, experts, shared experts, the exposed
+// expert loads), each followed by the FFN residual (resDense, resMoE).
+type stageE struct {
+	proj, dense, resDense           tally
+	router, experts, shared, resMoE tally
+	exposed, loadCycles             int64
+	end                             float64 // write backlog the layer leaves [B]
+}
+
+// layer is one layer's stages and the write backlog entering stage E.
+type layer struct {
+	qkv, attn tally
+	eIn       float64
+	e         stageE
+}
+
+// dense is the cycles of the layer with a dense FFN.
+func (l *layer) dense() int64 {
+	return l.qkv.cycles + l.attn.cycles + l.e.proj.cycles + l.e.dense.cycles + l.e.resDense.cycles
+}
+
+// moe is the cycles of the layer with a MoE FFN.
+func (l *layer) moe() int64 {
+	e := &l.e
+	return l.qkv.cycles + l.attn.cycles + e.proj.cycles + e.router.cycles + e.experts.cycles +
+		e.shared.cycles + e.exposed + e.resMoE.cycles
+}
+
+// stageAB times stage A (LayerNorm + QKV) and stage B (attention) of a
+// layer that starts with carry bytes of writes queued.
+func (c *config) stageAB(l *layer, carry float64, w *attnWork) {
+	c.seq = Seq{Dev: c.dev, Backlog: carry}
+	c.layerNorm(&l.qkv, c.batch, c.dModel)
+	c.qkvProjection(&l.qkv)
+	c.attnStage(&l.attn, w)
+	l.eIn = c.seq.Backlog
+}
+
+// stageE times the rest of a layer from the write backlog l.eIn, in
+// NeuPIMs' order: projection, residual, LayerNorm, FFN, residual.
+func (c *config) stageE(l *layer, load []int32, st *routeStats, denseLayers int64) {
+	e := &l.e
+	*e = stageE{}
+	B, d := c.batch, c.dModel
+	c.seq = Seq{Dev: c.dev, Backlog: l.eIn}
+	c.outProjection(&e.proj)
+	c.vector(&e.proj, B*d, 2*B, d, B, d, costAdd)
+	c.layerNorm(&e.proj, B, d)
+	mid := c.seq
+	if denseLayers > 0 {
+		w := ceilDiv(c.dFF, c.tp)
+		c.ffn(&e.dense, B, w)
+		spill(c, &e.dense, B*(d+c.hiddenActs()*w)*c.dtype)
+		c.vector(&e.resDense, B*d, 2*B, d, B, d, costAdd)
+		e.end = c.seq.Backlog
+	}
+	if c.E == 0 {
+		return
+	}
+	c.seq = mid
+	// router: GEMM [B,d]x[d,E], softmax and top-k over E scores
+	c.gemm(&e.router, B, d, c.E)
+	c.vector(&e.router, B*c.E, B, c.E, B, c.K, costSoftmax)
+	// dispatch and combine: token rows copied to experts and summed back
+	c.vector(&e.experts, st.assigned*d, B, d, st.assigned, d, costAdd)
+	for _, n := range load[:c.E] {
+		if n > 0 {
+			c.ffn(&e.experts, int64(n), c.dFFE)
+		}
+	}
+	c.vector(&e.experts, st.assigned*d, st.assigned, d, B, d, costAdd)
+	if c.shared > 0 {
+		c.sharedExperts(&e.shared)
+	}
+	h := c.hiddenActs()
+	sharedAct := c.shared * B * (d + h*c.dFFShared) * c.dtype
+	spill(c, &e.experts, st.assigned*(d+h*c.dFFE)*c.dtype+sharedAct)
+	c.vector(&e.resMoE, B*d, 2*B, d, B, d, costAdd)
+	e.end = c.seq.Backlog
+	e.loadCycles = st.loaded * c.linkCycles(c.counts().perExpert*c.dtype)
+	e.exposed = e.loadCycles
+	if c.overlap {
+		e.exposed = max(0, e.loadCycles-e.experts.cycles)
+	}
+}
+
+// evaluate times one decode iteration: the first layer starts with an
+// empty write queue, every later one with the backlog the layer before it
+// left (both kinds of layer end in the FFN residual, so they leave the
+// same); ops run one after another through the shared op sequence
+// (program.go), in NeuPIMs' order.
 func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	k := c.counts()
 	d := c.dModel
@@ -77,46 +170,62 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		moeLayers = c.moeLayers()
 	}
 	denseLayers := c.nLayers - moeLayers
+	nch := min(c.channels, int64(len(chans)/2))
 
-	// stage A: LayerNorm + QKV
-	var qkv tally
-	c.vector(&qkv, c.batch*d, c.batch*d, c.batch*d, costNorm)
-	c.qkvProjection(&qkv)
-	// stage B: attention
-	var attn tally
-	c.attention(&attn, chans[:min(c.channels, int64(len(chans)))])
-	// projection, two residual adds, LayerNorm
-	var proj tally
-	c.outProjection(&proj)
-	c.vector(&proj, c.batch*d, 2*c.batch*d, c.batch*d, costAdd)
-	c.vector(&proj, c.batch*d, c.batch*d, c.batch*d, costNorm)
-	c.vector(&proj, c.batch*d, 2*c.batch*d, c.batch*d, costAdd)
-
-	// dense FFN (dense layers), split over tp
-	var dense tally
-	if denseLayers > 0 {
-		c.ffn(&dense, c.batch, ceilDiv(c.dFF, c.tp))
-	}
-
-	var router, experts, shared tally
 	var st routeStats
-	var actMoE, actUnsliced, linkPerExpert, linkCyclesPerExpert, loadCycles, exposed, capTokens int64
 	if moe {
 		st = c.route(load)
-		// router: GEMM [B,d]x[d,E], softmax and top-k over E scores
-		c.gemm(&router, c.batch, d, c.E)
-		c.vector(&router, c.batch*c.E, c.batch*c.E, c.batch*c.K, costSoftmax)
-		// dispatch and combine: token rows copied to experts and summed back
-		c.vector(&experts, st.assigned*d, c.batch*d, st.assigned*d, costAdd)
-		for _, n := range load[:c.E] {
-			if n > 0 {
-				c.ffn(&experts, int64(n), c.dFFE)
-			}
+	}
+	var w attnWork
+	c.attention(&w, chans[:nch], chans[nch:2*nch])
+	var ls [2]layer
+	first := &ls[0]
+	c.stageAB(first, 0, &w)
+	c.stageE(first, load, &st, denseLayers)
+	rest := first
+	if c.nLayers > 1 {
+		rest = &ls[1]
+		c.stageAB(rest, first.e.end, &w)
+		if rest.eIn == first.eIn {
+			rest.e = first.e
+		} else {
+			c.stageE(rest, load, &st, denseLayers)
 		}
-		c.vector(&experts, st.assigned*d, st.assigned*d, c.batch*d, costAdd)
-		if c.shared > 0 {
-			c.sharedExperts(&shared)
-		}
+	}
+	// layer 0 is a MoE layer when there are no leading dense layers
+	m1 := b2i(moe && c.denseLayers == 0)
+	d1 := 1 - m1
+	dn, mn := denseLayers-d1, moeLayers-m1 // later layers of each kind
+	n := c.nLayers - 1
+
+	var qkv, attn, proj, ffn, router, experts, loads tally
+	qkv.add(&first.qkv, 1)
+	qkv.add(&rest.qkv, n)
+	attn.add(&first.attn, 1)
+	attn.add(&rest.attn, n)
+	proj.add(&first.e.proj, 1)
+	proj.add(&rest.e.proj, n)
+	proj.add(&first.e.resDense, d1)
+	proj.add(&rest.e.resDense, dn)
+	proj.add(&first.e.resMoE, m1)
+	proj.add(&rest.e.resMoE, mn)
+	ffn.add(&first.e.dense, d1)
+	ffn.add(&rest.e.dense, dn)
+	ffn.add(&first.e.shared, m1)
+	ffn.add(&rest.e.shared, mn)
+	router.add(&first.e.router, m1)
+	router.add(&rest.e.router, mn)
+	experts.add(&first.e.experts, m1)
+	experts.add(&rest.e.experts, mn)
+	loads.cycles = m1*first.e.exposed + mn*rest.e.exposed
+	total := d1*first.dense() + m1*first.moe() + dn*rest.dense() + mn*rest.moe()
+	layerCycles := rest.dense()
+	if moe {
+		layerCycles = rest.moe()
+	}
+
+	var actMoE, actUnsliced, linkPerExpert, linkCyclesPerExpert, capTokens int64
+	if moe {
 		// act_bytes_moe = Σ_e tokens_e·(d + h·d_ff_expert)·dtype: each expert's
 		// input slice and its h hidden vectors, for the tokens routed to it
 		// (+ shared experts over the whole batch).
@@ -124,36 +233,18 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		actMoE = st.assigned*(d+h*c.dFFE)*c.dtype + sharedAct
 		// unsliced: every expert processes the whole batch
 		actUnsliced = c.E*c.batch*(d+h*c.dFFE)*c.dtype + sharedAct
-		spill(c, &experts, actMoE)
 		// link: expert bytes = m·d·d_ff_expert·dtype (+ biases)
 		linkPerExpert = k.perExpert * c.dtype
 		linkCyclesPerExpert = c.linkCycles(linkPerExpert)
-		loadCycles = st.loaded * linkCyclesPerExpert
-		exposed = loadCycles
-		if c.overlap {
-			exposed = max(0, loadCycles-experts.cycles)
-		}
 		if c.capacity > 0 {
 			capTokens = int64(ceilF(c.capacity * float64(c.batch*c.K) / float64(c.E)))
 		}
 	}
 	actDense := c.batch * (d + h*c.dFF) * c.dtype
-	if denseLayers > 0 {
-		spill(c, &dense, c.batch*(d+h*ceilDiv(c.dFF, c.tp))*c.dtype)
-	}
-
-	common := qkv.cycles + attn.cycles + proj.cycles
-	layerDense := common + dense.cycles
-	layerMoE := common + router.cycles + experts.cycles + shared.cycles + exposed
-	total := denseLayers*layerDense + moeLayers*layerMoE
 	var all tally
-	all.add(&qkv, c.nLayers)
-	all.add(&attn, c.nLayers)
-	all.add(&proj, c.nLayers)
-	all.add(&dense, denseLayers)
-	all.add(&router, moeLayers)
-	all.add(&experts, moeLayers)
-	all.add(&shared, moeLayers)
+	for _, t := range []*tally{&qkv, &attn, &proj, &ffn, &router, &experts} {
+		all.add(t, 1)
+	}
 	macs, flops, hbm, pimBytes := all.macs, all.flops, all.hbmBytes, all.pimBytes
 	linkBytes := moeLayers * st.loaded * linkPerExpert
 
@@ -224,14 +315,14 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	out[mMACs] = I(macs)
 	out[mHBMBytes] = I(hbm)
 	out[mPIMBytes] = I(pimBytes)
-	out[mCyclesQKV] = I(c.nLayers * qkv.cycles)
-	out[mCyclesAttention] = I(c.nLayers * attn.cycles)
-	out[mCyclesProj] = I(c.nLayers * proj.cycles)
-	out[mCyclesFFN] = I(denseLayers*dense.cycles + moeLayers*shared.cycles)
-	out[mCyclesRouter] = I(moeLayers * router.cycles)
-	out[mCyclesExperts] = I(moeLayers * experts.cycles)
-	out[mCyclesLoads] = I(moeLayers * exposed)
-	out[mCyclesLayer] = I(max(layerMoE*b2i(moe), layerDense*b2i(!moe)))
+	out[mCyclesQKV] = I(qkv.cycles)
+	out[mCyclesAttention] = I(attn.cycles)
+	out[mCyclesProj] = I(proj.cycles)
+	out[mCyclesFFN] = I(ffn.cycles)
+	out[mCyclesRouter] = I(router.cycles)
+	out[mCyclesExperts] = I(experts.cycles)
+	out[mCyclesLoads] = I(loads.cycles)
+	out[mCyclesLayer] = I(layerCycles)
 	out[mCyclesTotal] = I(total)
 	out[mLatency] = F(latency)
 	out[mTokensPerS] = F(float64(c.batch) / latency)
@@ -245,15 +336,16 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 
 // ffn adds one FFN over T tokens with hidden width w: FC1 [T,d]×[d,w]
 // (gated FFNs: two such GEMMs, gate and up, so three GEMMs in all), the
-// activation over T·w elements (gated: T·w products too), and FC2
-// [T,w]×[w,d].
+// activation over T·w elements reading m·T rows of w (gated: T·w products
+// too) and writing T rows, and FC2 [T,w]×[w,d]. Every GEMM is the shared
+// Seq.GEMM: an expert's FFN is the same over only its tokens.
 func (c *config) ffn(t *tally, T, w int64) {
 	d := c.dModel
 	m := c.ffnMatrices() - 1
 	for range m {
 		c.gemm(t, T, d, w)
 	}
-	c.vector(t, m*T*w, m*T*w, T*w, costAct)
+	c.vector(t, m*T*w, m*T, w, T, w, costAct)
 	c.gemm(t, T, w, d)
 }
 

@@ -46,6 +46,12 @@ type HBM struct {
 	TCCDL         int64 // column to column, same bank group [cycles]
 	TWTRS         int64 // write to read, other bank group [cycles]
 	TRTP          int64 // read to precharge [cycles]
+
+	// Overrides of derived figures: the embedded engine's parameters
+	// hbm_bytes_per_cycle, pim_gwrite_cycles and pim_gemv_cycles.
+	ChannelBytesPerCycle float64 // a channel's bus peak [B/cycle] when > 0; else req_bytes/burst
+	Gwrite               int64   // GWRITE [cycles] when >= 0; DefaultHBM: -1, GwriteCycles' formula
+	GemvFixed            int64   // fixed part of a GEMV tile [cycles] when >= 0; DefaultHBM: -1, GemvTileCycles' formula
 }
 
 // DefaultHBM is the HBM2 8 Gb ×128 dual-row-buffer PIM of NeuPIMs' shipped
@@ -56,7 +62,7 @@ func DefaultHBM() HBM {
 	return HBM{Channels: 32, ReqBytes: 64, PageBytes: 1024, BanksPerCh: 32, CompCoverage: 16,
 		BL: 4, Ranks: 2, BankGroups: 4, BanksPerGroup: 4,
 		CL: 14, CWL: 4, TRCDRD: 14, TRP: 14, TRFC: 260, TREFI: 3900, TFAW: 30,
-		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5}
+		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5, Gwrite: -1, GemvFixed: -1}
 }
 
 // BurstCycles is the data-bus time of one request: BL/2 [cycles] (double
@@ -64,8 +70,12 @@ func DefaultHBM() HBM {
 func (h *HBM) BurstCycles() int64 { return max(1, h.BL/2) }
 
 // PeakBytesPerCycle is the bus peak over all channels:
-// channels · req_bytes / burst_cycles [B/cycle] (1024 for the shipped HBM2).
+// channels · req_bytes / burst_cycles [B/cycle] (1024 for the shipped HBM2),
+// or channels · ChannelBytesPerCycle when that is set.
 func (h *HBM) PeakBytesPerCycle() float64 {
+	if h.ChannelBytesPerCycle > 0 {
+		return float64(h.Channels) * h.ChannelBytesPerCycle
+	}
 	return float64(h.Channels*h.ReqBytes) / float64(h.BurstCycles())
 }
 
@@ -102,7 +112,13 @@ func (h *HBM) RefreshFactor() float64 {
 // GwriteCycles is one PIM GWRITE (the query or score page broadcast to the
 // banks' global buffer): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 [cycles] — close
 // the row, open it, then NewtonSim's gwrite delay of 32 column pairs.
-func (h *HBM) GwriteCycles() int64 { return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32 }
+// Gwrite replaces it when it is not negative.
+func (h *HBM) GwriteCycles() int64 {
+	if h.Gwrite >= 0 {
+		return h.Gwrite
+	}
+	return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32
+}
 
 // GemvTileCycles is one PIM GEMV tile (a P_HEADER, readres COMPS_READRES of
 // comps COMP commands each) in one channel [cycles]:
@@ -115,11 +131,16 @@ func (h *HBM) GwriteCycles() int64 { return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)
 //	+ (readres−1)·tCCD·(max(comps,6)+1)  COMPS_READRES spacing (tCCD = max(burst, tCCD_S);
 //	                            6 is NewtonSim's pipeline fill)
 //	+ tRTP                      read to the next precharge
+//
+// GemvFixed, when not negative, replaces every term but the COMPS_READRES spacing.
 func (h *HBM) GemvTileCycles(readres, comps int64) int64 {
-	banks := h.Ranks * h.BankGroups * h.BanksPerGroup
 	ccd := max(h.BurstCycles(), h.TCCDS)
-	return banks + h.TRP + (h.BankGroups-1)*h.TFAW + h.Ranks + h.TRCDRD +
-		max(0, readres-1)*ccd*(max(comps, 6)+1) + h.TRTP
+	fixed := h.GemvFixed
+	if fixed < 0 {
+		banks := h.Ranks * h.BankGroups * h.BanksPerGroup
+		fixed = banks + h.TRP + (h.BankGroups-1)*h.TFAW + h.Ranks + h.TRCDRD + h.TRTP
+	}
+	return fixed + max(0, readres-1)*ccd*(max(comps, 6)+1)
 }
 
 // WritePenaltyCycles is what one NPU write costs the PIM unit of its
@@ -297,54 +318,127 @@ type PIMRequest struct {
 }
 
 // PIMAttention is the PIM work of one request with KV length seq: heads
-// heads of width dk on this device (qWidth = heads·dk), a page of
-// page = page_bytes/dtype values, banks = banks per channel, cov = values
-// per COMP command:
+// heads on this device with per-head score width qk and value width v
+// (GPT-3: both d_model/n_heads); PIMCosts and PIMCost.Request state the
+// formulas.
+func (h *HBM) PIMAttention(seq, heads, qk, v, dtype int64) PIMRequest {
+	c := h.PIMCosts(heads, qk, v, dtype)
+	return c.Request(seq)
+}
+
+// PIMCost holds the per-request PIM costs of one attention shape that do
+// not depend on the request's KV length (PIMCosts).
+type PIMCost struct {
+	LogitBase   int64 // GWRITEs of the query pages [cycles]
+	PerKeyTile  int64 // GEMV tiles of one tile of banks keys over every query page [cycles]
+	PerChunk    int64 // attend work of one chunk of page scores over every head [cycles]
+	Heads       int64
+	Banks, Page int64 // keys per GEMV tile, values per DRAM page
+	VTiles      int64 // ceil(v/banks)
+	Dtype, Req  int64
+}
+
+// PIMCosts returns the PIM cost of a request's attention, per key tile and
+// per score chunk, with page = page_bytes/dtype values, banks = banks per
+// channel, cov = values per COMP command, q_width = heads·qk:
 //
-//	logit  = Σ over chunks c of ceil(qWidth/page):
-//	         gwrite + ceil(seq/banks)·gemv_tile(heads_in_c, ceil(dk/cov))
-//	attend = heads · Σ over chunks c of ceil(seq/page):
-//	         gwrite + ceil(dk/banks)·gemv_tile(1, ceil(len_c/cov))
+//	logit  = Σ over query pages c of ceil(q_width/page):
+//	         gwrite + ceil(seq/banks)·gemv_tile(heads_in_c, ceil(qk/cov))
+//	attend = heads · Σ over score chunks c of ceil(seq/page):
+//	         gwrite + ceil(v/banks)·gemv_tile(1, ·)
 //
 // (NeuPIMSLogitSoftmax: a page of queries per chunk is broadcast, then one
 // tile of banks keys per P_HEADER with one COMPS_READRES per head in the
-// page; NeuPIMSAttend: per head, one chunk of page scores, ceil(dk/banks)
-// tiles). Writes: the softmax output of every head, heads·(seq·dtype + req)
-// bytes, and for seq > page the partial sums, heads·ceil(dk/banks)·(banks·
-// ceil(dk/banks)·dtype + req) bytes.
-func (h *HBM) PIMAttention(seq, heads, dk, dtype int64) PIMRequest {
+// page; NeuPIMSAttend: per head, one chunk of page scores, ceil(v/banks)
+// tiles, each with one COMPS_READRES, whose cost GemvTileCycles gives
+// whatever the chunk's length). So logit = LogitBase + ceil(seq/banks)·
+// PerKeyTile and attend = ceil(seq/page)·PerChunk [cycles].
+func (h *HBM) PIMCosts(heads, qk, v, dtype int64) PIMCost {
 	page := max(1, h.PageBytes/dtype)
 	banks := max(1, h.BanksPerCh)
 	cov := max(1, h.CompCoverage)
 	gw := h.GwriteCycles()
-	qWidth := heads * dk
-	var r PIMRequest
+	qWidth := heads * qk
 	chunks := ceilDiv(qWidth, page)
-	headsPerPage := ceilDiv(page, dk)
-	tiles := ceilDiv(seq, banks)
-	for c := int64(0); c < chunks; c++ {
-		hc := headsPerPage
-		if c == chunks-1 && qWidth%page != 0 {
-			hc = ceilDiv(qWidth%page, dk)
-		}
-		r.Logit += gw + tiles*h.GemvTileCycles(hc, ceilDiv(dk, cov))
+	perPage := ceilDiv(page, qk)
+	last := perPage
+	if qWidth%page != 0 {
+		last = ceilDiv(qWidth%page, qk)
 	}
-	vc := ceilDiv(seq, page)
-	vt := ceilDiv(dk, banks)
-	var per int64
-	for c := int64(0); c < vc; c++ {
-		n := page
-		if c == vc-1 && seq%page != 0 {
-			n = seq % page
-		}
-		per += gw + vt*h.GemvTileCycles(1, ceilDiv(n, cov))
+	comps := ceilDiv(qk, cov)
+	vt := ceilDiv(v, banks)
+	return PIMCost{
+		LogitBase:  chunks * gw,
+		PerKeyTile: (chunks-1)*h.GemvTileCycles(perPage, comps) + h.GemvTileCycles(last, comps),
+		PerChunk:   heads * (gw + vt*h.GemvTileCycles(1, 1)),
+		Heads:      heads, Banks: banks, Page: page, VTiles: vt, Dtype: dtype, Req: h.ReqBytes,
 	}
-	r.Attend = heads * per
-	r.LogitWrites = heads * (seq*dtype + h.ReqBytes)
+}
+
+// Request is the PIM work of one request with KV length seq [cycles, B].
+// Writes: the softmax output of every head, heads·(seq·dtype + req) bytes,
+// and for seq > page the partial sums, heads·ceil(v/banks)·(banks·
+// ceil(v/banks)·dtype + req) bytes.
+func (c *PIMCost) Request(seq int64) PIMRequest {
+	vc := ceilDiv(seq, c.Page)
+	r := PIMRequest{
+		Logit:       c.LogitBase + ceilDiv(seq, c.Banks)*c.PerKeyTile,
+		Attend:      vc * c.PerChunk,
+		LogitWrites: c.Heads * (seq*c.Dtype + c.Req),
+	}
 	if vc > 1 {
-		r.AttendWrites = heads * vt * (banks*vt*dtype + h.ReqBytes)
+		r.AttendWrites = c.Heads * c.VTiles * (c.Banks*c.VTiles*c.Dtype + c.Req)
 	}
 	return r
+}
+
+// ReadResults is the number of PIM read results of a request with KV
+// length seq: one per head per key tile and one per head per value tile of
+// every score chunk, heads·(ceil(seq/banks) + ceil(seq/page)·ceil(v/banks)).
+func (c *PIMCost) ReadResults(seq int64) int64 {
+	return c.Heads * (ceilDiv(seq, c.Banks) + ceilDiv(seq, c.Page)*c.VTiles)
+}
+
+// PIMBatch sums the PIM work of a batch of requests per channel.
+type PIMBatch struct {
+	Logit, Attend []int64 // busy cycles per channel, before refresh
+	LogitWrites   int64   // NPU writes of the softmax outputs [B]
+	AttendWrites  int64   // NPU writes of the partial sums [B]
+	ReadRes       int64   // PIM read results
+}
+
+// NewPIMBatch returns an empty batch with logit and attend (length:
+// channels) as its per-channel buffers, which it clears.
+func NewPIMBatch(logit, attend []int64) PIMBatch {
+	clear(logit)
+	clear(attend)
+	return PIMBatch{Logit: logit, Attend: attend}
+}
+
+// Add places one request of KV length seq in channel ch.
+func (b *PIMBatch) Add(c *PIMCost, ch, seq int64) {
+	r := c.Request(seq)
+	b.Logit[ch] += r.Logit
+	b.Attend[ch] += r.Attend
+	b.LogitWrites += r.LogitWrites
+	b.AttendWrites += r.AttendWrites
+	b.ReadRes += c.ReadResults(seq)
+}
+
+// Cycles is the two PIM ops of the batch, NeuPIMSLogitSoftmax then
+// NeuPIMSAttend, each PIMOpCycles over its own busiest and mean channel
+// [cycles].
+func (b *PIMBatch) Cycles(h *HBM) (logit, attend, logitMean, attendMean int64) {
+	var lMax, aMax, lSum, aSum int64
+	for i := range b.Logit {
+		lMax, aMax = max(lMax, b.Logit[i]), max(aMax, b.Attend[i])
+		lSum += b.Logit[i]
+		aSum += b.Attend[i]
+	}
+	n := float64(len(b.Logit))
+	logit, logitMean = h.PIMOpCycles(float64(lMax), float64(lSum)/n, b.LogitWrites)
+	attend, attendMean = h.PIMOpCycles(float64(aMax), float64(aSum)/n, b.AttendWrites)
+	return logit, attend, logitMean, attendMean
 }
 
 // PIMOpCycles is a PIM op over the channels [cycles]: the busiest channel's

@@ -56,24 +56,21 @@ func (c *config) qkvProjection(t *tally) {
 		kvHeads := ceilDiv(c.nKV, c.tp)
 		c.gemm(t, B, d, (heads+2*kvHeads)*c.headDim)
 		if c.qkNorm != "none" {
-			n := B * (heads + kvHeads) * c.headDim
-			c.vector(t, n, n, n, costNorm)
+			c.layerNorm(t, B, (heads+kvHeads)*c.headDim)
 		}
 		return
 	}
 	qh := c.qkNope + c.qkRope
 	if c.qLoRA > 0 {
 		c.gemm(t, B, d, c.qLoRA)
-		c.vector(t, B*c.qLoRA, B*c.qLoRA, B*c.qLoRA, costNorm)
+		c.layerNorm(t, B, c.qLoRA)
 		c.gemm(t, B, c.qLoRA, heads*qh)
 	} else {
 		c.gemm(t, B, d, heads*qh)
 	}
 	c.gemm(t, B, d, c.kvLoRA+c.qkRope)
-	c.vector(t, B*c.kvLoRA, B*c.kvLoRA, B*c.kvLoRA, costNorm)
-	var absorb tally
-	c.gemm(&absorb, B, c.qkNope, c.kvLoRA)
-	t.add(&absorb, heads)
+	c.layerNorm(t, B, c.kvLoRA)
+	c.gemms(t, heads, B, c.qkNope, c.kvLoRA)
 }
 
 // outProjection adds the attention output projection of the batch B.
@@ -87,9 +84,7 @@ func (c *config) outProjection(t *tally) {
 		c.gemm(t, B, heads*c.headDim, d)
 		return
 	}
-	var uv tally
-	c.gemm(&uv, B, c.kvLoRA, c.vHead)
-	t.add(&uv, heads)
+	c.gemms(t, heads, B, c.kvLoRA, c.vHead)
 	c.gemm(t, B, heads*c.vHead, d)
 }
 
@@ -101,7 +96,22 @@ func (c *config) sharedExperts(t *tally) {
 	c.ffn(t, c.batch, c.shared*c.dFFShared)
 	if c.sharedGate {
 		c.gemm(t, c.batch, c.dModel, 1)
-		n := c.batch * c.dModel
-		c.vector(t, n, n, n, costAct)
+		c.vector(t, c.batch*c.dModel, c.batch, c.dModel, c.batch, c.dModel, costAct)
+	}
+}
+
+// gemms adds n GEMMs [T,K]×[K,N] one after another (MLA's per-head
+// absorptions): the first after the ops before it, the other n−1 each
+// after a GEMM, which leaves no backlog, so they cost the same and are
+// timed once.
+func (c *config) gemms(t *tally, n, T, K, N int64) {
+	if n <= 0 {
+		return
+	}
+	c.gemm(t, T, K, N)
+	if n > 1 {
+		var u tally
+		c.gemm(&u, T, K, N)
+		t.add(&u, n-1)
 	}
 }

@@ -20,29 +20,42 @@ func TestEnginePIMMatchesValidatedMechanism(t *testing.T) {
 		e := New()
 		p := point(t, e, map[string]any{"d_model": m.d, "n_heads": m.heads, "tp": m.tp, "seq_trace": trace})
 		c := e.config(p)
-		chans := make([]int64, c.channels)
-		var tl tally
-		c.attention(&tl, chans)
+		logit, attend := make([]int64, c.channels), make([]int64, c.channels)
+		var w attnWork
+		c.attention(&w, logit, attend)
 		h := DefaultHBM()
 		want := make([]int64, c.channels)
+		var lMax, aMax, lw, aw int64
+		wl, wa := make([]int64, c.channels), make([]int64, c.channels)
 		heads := int64(m.heads / m.tp)
 		dk := int64(m.d / m.heads)
 		for r := int64(0); r < c.batch; r++ {
 			q := c.seqTrace[int(r)%len(c.seqTrace)]
-			pr := h.PIMAttention(int64(q.SeqLen), heads, dk, c.dtype)
-			want[int64(q.Channel)%c.channels] += pr.Logit + pr.Attend
+			pr := h.PIMAttention(int64(q.SeqLen), heads, dk, dk, c.dtype)
+			ch := int64(q.Channel) % c.channels
+			want[ch] += pr.Logit + pr.Attend
+			wl[ch] += pr.Logit
+			wa[ch] += pr.Attend
+			lw += pr.LogitWrites
+			aw += pr.AttendWrites
+		}
+		for i := range wl {
+			lMax, aMax = max(lMax, wl[i]), max(aMax, wa[i])
 		}
 		var busiest int64
 		for i := range want {
-			if chans[i] != want[i] {
-				t.Fatalf("d=%d tp=%d channel %d: engine %d cycles, PIMAttention %d", m.d, m.tp, i, chans[i], want[i])
+			if got := logit[i] + attend[i]; got != want[i] {
+				t.Fatalf("d=%d tp=%d channel %d: engine %d cycles, PIMAttention %d", m.d, m.tp, i, got, want[i])
 			}
 			busiest = max(busiest, want[i])
 		}
-		// the stage: busiest/refresh plus the NPU softmax (a vector op)
+		// the stage: two ops, each its busiest channel over refresh plus
+		// the write penalty
+		lc, _ := h.PIMOpCycles(float64(lMax), 0, lw)
+		ac, _ := h.PIMOpCycles(float64(aMax), 0, aw)
 		pim := int64(math.Ceil(float64(busiest) / h.RefreshFactor()))
-		if tl.cycles < pim || tl.cycles > pim+tl.cycles/10 {
-			t.Errorf("d=%d tp=%d: attention %d cycles, PIM part %d", m.d, m.tp, tl.cycles, pim)
+		if w.pimCycles != lc+ac || w.pimCycles < pim {
+			t.Errorf("d=%d tp=%d: attention %d cycles, want %d + %d (at least %d)", m.d, m.tp, w.pimCycles, lc, ac, pim)
 		}
 	}
 	h := DefaultHBM()

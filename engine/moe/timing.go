@@ -36,75 +36,92 @@ func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 // hbmCycles is the time to move bytes over all HBM channels:
 // ceil(bytes / (hbm_channels · hbm_bytes_per_cycle)) [cycles].
 func (c *config) hbmCycles(bytes int64) int64 {
-	bw := float64(c.channels) * c.bytesPerCycleCh
-	return int64(math.Ceil(float64(bytes) / bw))
+	return int64(math.Ceil(float64(bytes) / c.dev.HBM.PeakBytesPerCycle()))
 }
 
 // issueCycles is the spacing between two tile instructions on the arrays:
 // max(1, array_height / arrays) [cycles]. One H×W weight tile takes H token
 // rows; arrays working side by side issue a new tile every H/arrays cycles.
+// (NeuPIMs issues core_width/8 cycles apart; with its 128×128 core and 8
+// arrays both give 16.)
 func (c *config) issueCycles() int64 { return max(1, c.H/c.arrays) }
 
-// streamCycles is the time to stream bytes from HBM at the sustained
-// bandwidth StreamEfficiency · hbm_channels · hbm_bytes_per_cycle [cycles]
-// (hbm.go: the efficiency NeuPIMs' DRAM model reaches on long streams).
-func (c *config) streamCycles(bytes int64) int64 {
-	bw := StreamEfficiency * float64(c.channels) * c.bytesPerCycleCh
-	return int64(math.Ceil(float64(bytes) / bw))
+// device is the hardware of the point for the shared op timing
+// (program.go): the array H×W issuing every issueCycles, and NeuPIMs' HBM2
+// PIM (DefaultHBM: 64 B requests, the .ini's DRAM and PIM timing) with
+// hbm_channels channels of hbm_bytes_per_cycle each and the GWRITE and GEMV
+// tile costs pim_gwrite_cycles and pim_gemv_cycles.
+func (c *config) device() Device {
+	h := DefaultHBM()
+	h.Channels = c.channels
+	h.ChannelBytesPerCycle = c.bytesPerCycleCh
+	h.Gwrite, h.GemvFixed = c.gwrite, c.gemv
+	return Device{Array: Systolic{H: c.H, W: c.W, Issue: c.issueCycles()}, HBM: h, Dtype: c.dtype}
 }
 
-// gemm adds the GEMM [T,K]×[K,N] (T tokens, weights K×N) to t, with the
-// weight-stationary timing validated against NeuPIMs (hbm.go GEMMCycles;
-// docs/fidelity.md). With tt = ceil(T/H), kt = ceil(K/H), nt = ceil(N/W),
-// issue i = H/arrays and row = kt·(H + i·(nt−1)):
+// gemm adds the GEMM [T,K]×[K,N] (T tokens, weights K×N) to t, timed by
+// the shared Seq.GEMM after the ops before it (program.go; hbm.go
+// GEMMCycles, validated against NeuPIMs in docs/fidelity.md). With
+// tt = ceil(T/H), kt = ceil(K/H), nt = ceil(N/W), issue i = H/arrays and
+// row = kt·(H + i·(nt−1)):
 //
-//	cycles = max(stream(first), row) + (tt−1)·row + (H + W − 2 + max(i, 4))
-//	first  = (K·N + min(T,H)·K)·dtype        weights + first token tile [B]
+//	cycles = max((backlog + first)/stream_bw, row) + (tt−1)·row + (H + W − 2 + max(i, 4))
+//	first  = (K·N + min(T,H)·K)·dtype + req·(kt·nt + kt)      [B]
 //
 // All loads are issued at once and a tile instruction waits for its
-// operands, so the first token tile runs at the pace the weights stream in;
-// the later token tiles find the weights on chip. A tile with fewer than H
-// tokens costs as much as a full one (why tiny experts are inefficient).
-// Over a layer every byte is moved, so the op takes at least
-// stream(weights + inputs + outputs).
+// operands, so the first token tile runs at the pace the weights stream
+// in; the later token tiles find the weights on chip. A tile with fewer
+// than H tokens costs as much as a full one (why tiny experts are
+// inefficient). hbm_bytes counts the true output, not NeuPIMs' transposed
+// store.
 func (c *config) gemm(t *tally, T, K, N int64) {
-	if T <= 0 || K <= 0 || N <= 0 {
-		return
-	}
-	i := c.issueCycles()
-	tt, kt, nt := ceilDiv(T, c.H), ceilDiv(K, c.H), ceilDiv(N, c.W)
-	row := kt * (c.H + i*(nt-1))
-	drain := c.H + c.W - 2 + max(i, 4)
-	first := (K*N + min(T, c.H)*K) * c.dtype
-	bytes := (K*N + T*K + T*N) * c.dtype
-	cycles := max(c.streamCycles(first), row) + (tt-1)*row + drain
-	t.cycles += max(cycles, c.streamCycles(bytes))
-	t.compute += tt*row + drain
+	o := c.seq.GEMM(T, K, N, false)
+	t.cycles += o.Cycles
+	t.compute += o.Compute
 	t.macs += T * K * N
 	t.flops += 2 * T * K * N
-	t.hbmBytes += bytes
+	t.hbmBytes += o.Reads + o.Writes
 }
 
-// vector adds an element-wise op over n elements reading in and writing out
-// elements, costing cost cycles per pass of the vector units. Such ops are
-// memory-bound (hbm.go VectorCycles: in NeuPIMs a pass over a row is a few
-// cycles, its load hundreds) and stream at the bus peak; an op pays
-// OwnWriteShare of its writes and leaves the rest to the next op, so over a
-// layer every write is paid once and each op is charged its own:
+// vector adds an element-wise op over n elements reading rIn rows of wIn
+// values and writing rOut rows of wOut values, cost cycles per element
+// pass of the vector units, timed by the shared Seq.Vector (program.go;
+// hbm.go VectorCycles):
 //
-//	cycles = max(ceil(n / (vector_units·vector_width))·cost,
-//	             (in + out)·dtype / (hbm_channels·hbm_bytes_per_cycle))
-func (c *config) vector(t *tally, n, in, out, cost int64) {
-	passes := ceilDiv(n, c.vUnits*c.vWidth)
-	bytes := (in + out) * c.dtype
-	t.cycles += max(passes*cost, c.hbmCycles(bytes))
-	t.flops += n * cost
-	t.hbmBytes += bytes
+//	reads   = rIn·(wIn·dtype + req), writes = rOut·(wOut·dtype + req)   [B]
+//	compute = ceil(n / (vector_units·vector_width)) + cost − 1           [cycles]
+//	cycles  = max(compute, (backlog + reads + OwnWriteShare·writes)/peak_bw + read_latency)
+//
+// (the vector pipelines take one vector_width group a cycle each and cost
+// cycles to fill). Such ops are memory-bound: they stream at the bus peak,
+// pay OwnWriteShare of their writes and leave the rest to the next op.
+func (c *config) vector(t *tally, n, rIn, wIn, rOut, wOut, cost int64) {
+	c.vectorBytes(t, n, c.dev.RowBytes(rIn, wIn), c.dev.RowBytes(rOut, wOut), cost)
 }
 
-// Vector-op costs per pass [cycles], from NeuPIMs' vector-unit latencies
-// (add/mul/exp = 1 each): LayerNorm = mean, variance, scale ≈ 5; softmax =
-// max, exp, sum, divide ≈ 4; GELU and add 1.
+// vectorBytes is vector with its reads and writes given in bytes.
+func (c *config) vectorBytes(t *tally, n, reads, writes, cost int64) {
+	compute := ceilDiv(n, c.vUnits*c.vWidth) + cost - 1
+	o := c.seq.Vector(reads, writes, compute)
+	t.cycles += o.Cycles
+	t.flops += n * cost
+	t.hbmBytes += reads + writes
+}
+
+// layerNorm adds a LayerNorm or RMSNorm over rows rows of width w: it also
+// reads its weights, two rows (gamma, beta; NeuPIMs' LayerNorm) or one
+// (rmsnorm, layernorm_nobias).
+func (c *config) layerNorm(t *tally, rows, w int64) {
+	p := int64(2)
+	if c.norm == "rmsnorm" || c.norm == "layernorm_nobias" {
+		p = 1
+	}
+	c.vector(t, rows*w, rows+p, w, rows, w, costNorm)
+}
+
+// Vector-op costs per element pass [cycles], from NeuPIMs' vector-unit
+// latencies (add/mul/exp = 1 each): LayerNorm = 2 add-tree + 3 scalar = 5;
+// softmax = max, exp, sum, divide ≈ 4; GELU and add 1.
 const (
 	costNorm    = 5
 	costSoftmax = 4
@@ -112,81 +129,44 @@ const (
 	costAdd     = 1
 )
 
-// PIM geometry of the attention model, from NeuPIMs' memory config
-// (dram_page_size 1024 B of 2-byte values, dram_banks_per_ch 32,
-// pim_comp_coverage 16) and its .ini (hbm.go DefaultHBM).
-const (
-	pimPage  = 512 // values in one DRAM page (one GWRITE, one attend chunk)
-	pimBanks = 32  // banks per channel: keys (or value rows) one GEMV tile covers
-	pimCov   = 16  // values one COMP command covers
-)
-
-// pimHBM is the DRAM timing the PIM costs derive from: NeuPIMs'
-// HBM2_8Gb_x128_dualpim.ini (hbm.go DefaultHBM).
-var pimHBM = DefaultHBM()
-
-// pimRefresh is the share of time a channel's PIM unit can work,
-// 1 − tRFC·ranks/tREFI = 1 − 260·2/3900 ≈ 0.867 (hbm.go RefreshFactor).
-var pimRefresh = pimHBM.RefreshFactor()
-
-// pimTile is one PIM GEMV tile with readres COMPS_READRES commands of comps
-// COMP commands each [cycles]: the fixed part gemv (pim_gemv_cycles, default
-// 157 = banks + tRP + (bank_groups−1)·tFAW + ranks + tRCDRD + tRTP =
-// 32 + 14 + 90 + 2 + 14 + 5 for the shipped .ini; hbm.go GemvTileCycles) plus
-// (readres−1)·tCCD·(max(comps,6)+1) for the later COMPS_READRES (tCCD = 2).
-// A logit tile of GPT-3's 4 heads of 128 per page costs 157 + 3·2·9 = 211;
-// an attend tile (one head, 32 COMPs) 157.
-func (c *config) pimTile(readres, comps int64) int64 {
-	ccd := max(pimHBM.BurstCycles(), pimHBM.TCCDS)
-	return c.gemv + max(0, readres-1)*ccd*(max(comps, 6)+1)
+// attnWork is the attention of the batch, apart from the write backlog the
+// ops before it leave (attnStage applies that).
+type attnWork struct {
+	pimCycles int64 // PIM: NeuPIMSLogitSoftmax + NeuPIMSAttend [cycles]
+	npuMACs   int64 // NPU: the attention GEMVs' MACs
+	kvBytes   int64 // KV cache read [B]
+	scores    int64 // attention scores (softmax elements)
+	rows      int64 // softmax rows: batch·heads
+	writes    int64 // PIM: NPU writes of softmax outputs and partial sums [B]
+	macs      int64
 }
 
-// attention adds decode attention for every request of the batch.
+// attention computes decode attention for every request of the batch.
 //
 // With PIM (NeuPIMs NeuPIMSLogitSoftmax + NeuPIMSAttend, the mechanism
 // validated in docs/fidelity.md), request r with KV length s sits in one
-// channel; per request, with heads = n_heads/tp on this device, q_width =
-// heads·qk_dim, a page of 512 values, 32 banks and 16 values per COMP:
-//
-//	logits = Σ over the ceil(q_width/512) query pages c:
-//	         gwrite + ceil(s/32)·tile(heads in c, ceil(qk_dim/16))
-//	attend = heads · Σ over the ceil(s/512) score chunks c:
-//	         gwrite + ceil(v_dim/32)·tile(1, ceil(len_c/16))      [cycles]
-//
-// (gwrite = pim_gwrite_cycles, default 124 = tRP + tRCDRD + (tCCD_S +
-// tCCD_L)·32 = 14 + 14 + 3·32; tile = pimTile). qk_dim and v_dim are the
-// per-head score and value widths of attnShape (head_dim for grouped-query
-// attention). Channels work in parallel, so the stage takes the busiest
-// channel's sum over the refresh factor pimRefresh (a PIM GEMV needs both
-// ranks; one of them refreshes tRFC every tREFI/ranks), plus the softmax
-// on the NPU vector units over heads·(s + 1 with attention sinks) scores.
+// channel (the trace's ch_idx mod hbm_channels; without a trace, channels
+// in turn), and the shared PIMCost gives its logit and attend cycles
+// (hbm.go PIMCosts: with heads = n_heads/tp on this device, per-head score
+// width qk_dim and value width v_dim of attnShape). Channels work in
+// parallel: each op takes PIMBatch.Cycles, the busiest channel's sum over
+// the refresh factor 1 − tRFC·ranks/tREFI plus a write penalty per NPU
+// write of the softmax outputs (with attention sinks one more score per
+// head) and partial sums; the stage is the two ops one after the other.
 //
 // Without PIM the NPU streams the KV cache from HBM: bytes = Σ s·kv_width
 // ·dtype_bytes (kv_width = the cached elements per token on this device,
 // 2·n_kv_heads·head_dim/tp for grouped-query attention), as a memory-bound
-// GEMV of Σ s·heads·(qk_dim + v_dim) MACs.
-func (c *config) attention(t *tally, chanLoad []int64) {
+// GEMV of Σ s·heads·(qk_dim + v_dim) MACs on the vector units, then the
+// softmax over heads·(s + 1 with attention sinks) scores.
+func (c *config) attention(w *attnWork, logit, attend []int64) {
 	heads := ceilDiv(c.nHeads, c.tp)
 	kvHeads := ceilDiv(c.nKV, c.tp)
 	qkDim, vDim, kvWidth := c.attnShape(kvHeads)
-	qWidth := heads * qkDim
-	var scores, kvBytes, macs int64
-	for i := range chanLoad {
-		chanLoad[i] = 0
-	}
-	// logit tiles per key tile: one COMPS_READRES per head of the query page
-	pages := ceilDiv(qWidth, pimPage)
-	perPage := ceilDiv(pimPage, qkDim)
-	lastHeads := perPage
-	if qWidth%pimPage != 0 {
-		lastHeads = ceilDiv(qWidth%pimPage, qkDim)
-	}
-	qComps := ceilDiv(qkDim, pimCov)
-	logitBase := pages * c.gwrite
-	perKeyTile := (pages-1)*c.pimTile(perPage, qComps) + c.pimTile(lastHeads, qComps)
-	// an attend tile has one COMPS_READRES, so it costs the fixed part
-	// whatever the chunk's length
-	perChunk := heads * (c.gwrite + ceilDiv(vDim, pimBanks)*c.pimTile(1, 1))
+	h := &c.dev.HBM
+	cost := h.PIMCosts(heads, qkDim, vDim, c.dtype)
+	b := NewPIMBatch(logit, attend)
+	*w = attnWork{rows: c.batch * heads}
 	ch, row := int64(0), 0
 	for r := int64(0); r < c.batch; r++ {
 		s := c.seqLen
@@ -204,29 +184,42 @@ func (c *config) attention(t *tally, chanLoad []int64) {
 				ch = 0
 			}
 		}
-		scores += heads * (s + b2i(c.sinks))
-		kvBytes += s * kvWidth * c.dtype
-		macs += s * heads * (qkDim + vDim)
+		w.scores += heads * (s + b2i(c.sinks))
+		w.kvBytes += s * kvWidth * c.dtype
+		w.macs += s * heads * (qkDim + vDim)
 		if c.pim {
-			chanLoad[ch] += logitBase + ceilDiv(s, pimBanks)*perKeyTile + ceilDiv(s, pimPage)*perChunk
+			b.Add(&cost, ch, s)
 		}
 	}
-	t.flops += 2 * macs
 	if c.pim {
-		busiest := int64(0)
-		for _, l := range chanLoad {
-			busiest = max(busiest, l)
-		}
-		t.cycles += int64(math.Ceil(float64(busiest) / pimRefresh))
-		t.pimBytes += kvBytes
-		c.vector(t, scores, scores, scores, costSoftmax)
+		b.LogitWrites += b2i(c.sinks) * c.batch * heads * c.dtype
+		l, a, _, _ := b.Cycles(h)
+		w.pimCycles = l + a
+		w.writes = b.LogitWrites + b.AttendWrites
+	}
+}
+
+// attnStage adds the attention w to t after the ops before it. On PIM the
+// array idles and the bus drains their write backlog (Seq.Idle); on the
+// NPU the KV stream queues behind it:
+// max(ceil(macs/(vector_units·vector_width)), (backlog + kv_bytes)/peak_bw)
+// then the softmax (a vector op) [cycles].
+func (c *config) attnStage(t *tally, w *attnWork) {
+	t.flops += 2 * w.macs
+	if c.pim {
+		t.cycles += w.pimCycles
+		t.pimBytes += w.kvBytes
+		t.hbmBytes += w.writes
+		c.seq.Idle(w.pimCycles)
 		return
 	}
-	// NPU: GEMV on the vector units, one MAC per lane per cycle.
-	compute := ceilDiv(macs, c.vUnits*c.vWidth)
-	t.cycles += max(compute, c.hbmCycles(kvBytes))
-	t.hbmBytes += kvBytes
-	c.vector(t, scores, scores, scores, costSoftmax)
+	compute := ceilDiv(w.macs, c.vUnits*c.vWidth)
+	cyc := max(compute, c.hbmCycles(int64(c.seq.Backlog)+w.kvBytes))
+	c.seq.Backlog = 0
+	t.cycles += cyc
+	t.hbmBytes += w.kvBytes
+	sm := w.scores*c.dtype + w.rows*c.dev.HBM.ReqBytes
+	c.vectorBytes(t, w.scores, sm, sm, costSoftmax)
 }
 
 // linkBytesPerCycle is the host link's bandwidth in bytes per core cycle:

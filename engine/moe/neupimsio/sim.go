@@ -57,41 +57,26 @@ func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops 
 	if rows == 0 {
 		return nil, 0, carry
 	}
-	E, tp, dt := r.DModel, r.TP, r.Dtype
-	a, h := &r.Array, &r.HBM
-	req := h.ReqBytes
-	backlog = carry
-	var t float64
+	E, tp := r.DModel, r.TP
+	dev := r.Device()
+	seq := moe.Seq{Dev: dev, Backlog: carry, PIMEnd: pimEnd}
+	add := func(name string, o moe.OpCost) {
+		ops = append(ops, Op{Name: name, Compute: o.Compute, WeightLoad: o.WeightLoad, Reads: o.Reads,
+			Writes: o.Writes, End: o.Cycles, memBytes: o.MemBytes})
+	}
 	gemm := func(name string, K, N int64) {
-		reads, first, writes := a.GEMMBytes(rows, K, N, dt, req, true)
-		load := moe.GEMMLoadCycles(h, first, backlog)
-		saMem += load
-		cyc, comp := moe.GEMMCycles(a, rows, K, N, moe.PIMStretched(t, load, pimEnd))
-		tt, kt := (rows+a.H-1)/a.H, (K+a.H-1)/a.H
-		ops = append(ops, Op{Name: name, Compute: comp, WeightLoad: tt * kt * a.H, Reads: reads, Writes: writes,
-			Calc: rows * K * N, End: cyc, memBytes: backlog + float64(first)})
-		backlog = moe.VectorBacklog(writes, false)
-		t += float64(cyc)
+		o := seq.GEMM(rows, K, N, true)
+		add(name, o)
 	}
 	// vector op over rows of width w, reading in inputs per row (and, for a
 	// LayerNorm, gamma and beta once); one vector pass per row costs pass
 	// cycles (NeuPIMs' LayerNorm 2 add-tree + 3 scalar cycles, others 1).
 	vector := func(name string, w, in int64, ln bool) {
-		rowBytes := w*dt + req
-		reads := in * rows * rowBytes
-		pass := int64(1)
+		readRows, pass := in*rows, int64(1)
 		if ln {
-			reads += 2 * rowBytes
-			pass = 5
+			readRows, pass = readRows+2, 5
 		}
-		writes := rows * rowBytes
-		mem := moe.VectorMemCycles(h, reads, writes, backlog)
-		saMem += mem
-		cyc := int64(math.Ceil(moe.PIMStretched(t, mem, pimEnd))) + h.ReadLatency()
-		ops = append(ops, Op{Name: name, Compute: rows * pass, Reads: reads, Writes: writes, End: cyc,
-			memBytes: backlog + float64(reads) + moe.OwnWriteShare*float64(writes)})
-		backlog = moe.VectorBacklog(writes, true)
-		t += float64(cyc)
+		add(name, seq.Vector(dev.RowBytes(readRows, w), dev.RowBytes(rows, w), rows*pass))
 	}
 	if proj {
 		gemm("layer0.attn.proj", E/tp, E)
@@ -106,11 +91,17 @@ func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops 
 		vector("layer0.attn.ln", E, 1, true)
 		gemm("layer0.attn.QKVgen", E, 3*E/tp)
 	}
-	return ops, saMem, backlog
+	return ops, seq.Mem, seq.Backlog
+}
+
+// Device is the hardware of the run for the shared op timing.
+func (r *Run) Device() moe.Device {
+	return moe.Device{Array: r.Array, HBM: r.HBM, Dtype: r.Dtype}
 }
 
 // pimProgram returns the two PIM ops (logit+softmax, attend) of a sub-batch
-// and the mean channel's cycles and the number of PIM read results.
+// and the mean channel's cycles and the number of PIM read results, from
+// the shared moe.PIMCost and moe.PIMBatch.
 func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readres int64) {
 	if len(reqs) == 0 {
 		return nil, 0, 0
@@ -118,35 +109,17 @@ func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readre
 	h := &r.HBM
 	heads := r.Heads / r.TP
 	dk := r.DModel / r.Heads
-	ch := h.Channels
-	logit := make([]float64, ch)
-	attend := make([]float64, ch)
-	var lw, aw int64
-	page := max(1, h.PageBytes/r.Dtype)
-	banks := max(1, h.BanksPerCh)
+	cost := h.PIMCosts(heads, dk, dk, r.Dtype)
+	b := moe.NewPIMBatch(make([]int64, h.Channels), make([]int64, h.Channels))
 	for _, q := range reqs {
-		s := int64(q.SeqLen)
-		p := h.PIMAttention(s, heads, dk, r.Dtype)
-		logit[q.Channel] += float64(p.Logit)
-		attend[q.Channel] += float64(p.Attend)
-		lw += p.LogitWrites
-		aw += p.AttendWrites
-		// read results: one per head per key tile, one per value tile
-		readres += heads*ceil(s, banks) + heads*ceil(s, page)*ceil(dk, banks)
+		b.Add(&cost, int64(q.Channel), int64(q.SeqLen))
 	}
-	var lMax, aMax, lSum, aSum float64
-	for i := range logit {
-		lMax, aMax = max(lMax, logit[i]), max(aMax, attend[i])
-		lSum += logit[i]
-		aSum += attend[i]
-	}
-	lc, lm := h.PIMOpCycles(lMax, lSum/float64(ch), lw)
-	ac, am := h.PIMOpCycles(aMax, aSum/float64(ch), aw)
+	lc, ac, lm, am := b.Cycles(h)
 	ops = []Op{
-		{Name: "layer0.attn.NeuPIMSLogitSoftmax", PIM: true, End: lc, Writes: lw, Compute: int64(len(reqs)) * heads * 5},
-		{Name: "layer0.attn.NeuPIMSAttend", PIM: true, End: ac, Writes: aw},
+		{Name: "layer0.attn.NeuPIMSLogitSoftmax", PIM: true, End: lc, Writes: b.LogitWrites, Compute: int64(len(reqs)) * heads * 5},
+		{Name: "layer0.attn.NeuPIMSAttend", PIM: true, End: ac, Writes: b.AttendWrites},
 	}
-	return ops, lm + am, readres
+	return ops, lm + am, b.ReadRes
 }
 
 func ceil(a, b int64) int64 { return (a + b - 1) / b }
