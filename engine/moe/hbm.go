@@ -417,12 +417,17 @@ func NewPIMBatch(logit, attend []int64) PIMBatch {
 
 // Add places one request of KV length seq in channel ch.
 func (b *PIMBatch) Add(c *PIMCost, ch, seq int64) {
-	r := c.Request(seq)
+	b.AddRequest(ch, c.Request(seq), c.ReadResults(seq))
+}
+
+// AddRequest places a request whose cost r and read-outs readRes are known
+// (Request, ReadResults) in channel ch.
+func (b *PIMBatch) AddRequest(ch int64, r PIMRequest, readRes int64) {
 	b.Logit[ch] += r.Logit
 	b.Attend[ch] += r.Attend
 	b.LogitWrites += r.LogitWrites
 	b.AttendWrites += r.AttendWrites
-	b.ReadRes += c.ReadResults(seq)
+	b.ReadRes += readRes
 }
 
 // Cycles is the two PIM ops of the batch, NeuPIMSLogitSoftmax then

@@ -1,6 +1,9 @@
 package moe
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // Timing model of one decode iteration on one device (one tensor-parallel
 // shard). Times are core cycles; sizes are elements unless named bytes.
@@ -31,7 +34,14 @@ func (t *tally) add(u *tally, n int64) {
 	t.compute += n * u.compute
 }
 
-func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+// ceilDiv is ceil(a/b) for a >= 0, b > 0. Tile sizes, pages and banks are
+// mostly powers of two: those take a shift instead of a division.
+func ceilDiv(a, b int64) int64 {
+	if b > 0 && b&(b-1) == 0 && a >= 0 {
+		return (a + b - 1) >> uint(bits.TrailingZeros64(uint64(b)))
+	}
+	return (a + b - 1) / b
+}
 
 // hbmCycles is the time to move bytes over all HBM channels:
 // ceil(bytes / (hbm_channels · hbm_bytes_per_cycle)) [cycles].
@@ -167,28 +177,47 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 	cost := h.PIMCosts(heads, qkDim, vDim, c.dtype)
 	b := NewPIMBatch(logit, attend)
 	*w = attnWork{rows: c.batch * heads}
-	ch, row := int64(0), 0
-	for r := int64(0); r < c.batch; r++ {
+	if len(c.seqTrace) == 0 {
+		// every request has length seq_len and request r sits in channel
+		// r mod channels: channel i holds ceil((batch − i)/channels)
+		// requests, so the sums close without a loop over the batch
 		s := c.seqLen
-		if len(c.seqTrace) > 0 {
-			q := c.seqTrace[row]
-			if row++; row == len(c.seqTrace) {
-				row = 0
+		w.scores = c.batch * heads * (s + b2i(c.sinks))
+		w.kvBytes = c.batch * s * kvWidth * c.dtype
+		w.macs = c.batch * s * heads * (qkDim + vDim)
+		if c.pim {
+			req, rr := cost.Request(s), cost.ReadResults(s)
+			full, extra := c.batch/c.channels, c.batch%c.channels
+			for ch := int64(0); ch < min(c.channels, c.batch); ch++ {
+				n := full + b2i(ch < extra)
+				b.Logit[ch] += n * req.Logit
+				b.Attend[ch] += n * req.Attend
 			}
-			s, ch = int64(q.SeqLen), int64(q.Channel)
-			if ch >= c.channels {
-				ch %= c.channels
-			}
-		} else if r > 0 {
-			if ch++; ch == c.channels {
-				ch = 0
-			}
+			b.LogitWrites += c.batch * req.LogitWrites
+			b.AttendWrites += c.batch * req.AttendWrites
+			b.ReadRes += c.batch * rr
+		}
+	}
+	ch, row := int64(0), 0
+	lastSeq, lastReq, lastRR := int64(-1), PIMRequest{}, int64(0)
+	for r := int64(0); r < c.batch && len(c.seqTrace) > 0; r++ {
+		s := c.seqLen
+		q := c.seqTrace[row]
+		if row++; row == len(c.seqTrace) {
+			row = 0
+		}
+		s, ch = int64(q.SeqLen), int64(q.Channel)
+		if ch >= c.channels {
+			ch %= c.channels
 		}
 		w.scores += heads * (s + b2i(c.sinks))
 		w.kvBytes += s * kvWidth * c.dtype
 		w.macs += s * heads * (qkDim + vDim)
 		if c.pim {
-			b.Add(&cost, ch, s)
+			if s != lastSeq { // requests of one length cost the same
+				lastSeq, lastReq, lastRR = s, cost.Request(s), cost.ReadResults(s)
+			}
+			b.AddRequest(ch, lastReq, lastRR)
 		}
 	}
 	if c.pim {
