@@ -1,17 +1,24 @@
 package dataset
 
 import (
+	"bufio"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/sweep-dse/sweep/engine"
 )
@@ -28,146 +35,175 @@ type Row struct {
 }
 
 // Writer buffers rows column by column and writes them as part files.
+//
+// It writes Parquet with the column writers of the parquet package rather
+// than through Arrow arrays: numbers go straight from the buffers to the
+// encoders, and strings are dictionary-encoded as rows arrive (a column of
+// the few values a study sweeps costs a comparison per row), so a flush
+// hands the encoder ready dictionaries and indices instead of hashing every
+// string. The files are those pqarrow would write for the same schema and
+// properties: same Parquet schema, encodings, statistics and ARROW:schema.
 type Writer struct {
-	dir     string
-	name    string // part name stem: part-<stem>-<seq>.parquet
-	seq     int
-	schema  *arrow.Schema
-	eng     engine.Engine
-	meta    map[string]string
-	cols    []column
-	rows    int
-	props   *parquet.WriterProperties
-	written []string
+	dir      string
+	name     string // part name stem: part-<stem>-<seq>.parquet
+	seq      int
+	schema   *arrow.Schema
+	pqschema *schema.Schema
+	eng      engine.Engine
+	kv       metadata.KeyValueMetadata // ARROW:schema, then meta in key order
+	cols     []column
+	rows     int
+	props    *parquet.WriterProperties
+	written  []string
+
+	ones []int16 // definition levels of a column without nulls
+	strs []parquet.ByteArray
+	buf  *bufio.Writer
 }
 
-// column is one column's buffered values.
+// column is one column's buffered values. Only the non-null values are
+// kept; defs holds the definition levels once a null has been seen.
 type column struct {
-	kind  engine.Kind
-	ints  []int64
-	flts  []float64
-	strs  []string
-	bools []bool
-	valid []bool // nil while every value is valid
+	kind     engine.Kind // Int (also timestamps), Float, Bool or String
+	nullable bool
+	dict     bool // string column written with a dictionary
+	n        int  // rows, nulls included
+	ints     []int64
+	flts     []float64
+	bools    []bool
+	defs     []int16 // nil while every value is valid
+
+	// dictionary strings: indices into dvals, distinct values in order of
+	// first appearance, an index of them once there are many
+	idx   []int32
+	dvals []string
+	dmap  map[string]int32
+	last  int32
+
+	// plain strings: the bytes of all values and each value's end
+	sbuf []byte
+	ends []int
 }
+
+// dictScan is how many distinct values a dictionary column searches
+// linearly before it indexes them with a map.
+const dictScan = 8
 
 func (c *column) reset() {
-	c.ints, c.flts, c.strs, c.bools = c.ints[:0], c.flts[:0], c.strs[:0], c.bools[:0]
-	c.valid = nil
+	c.n = 0
+	c.ints, c.flts, c.bools = c.ints[:0], c.flts[:0], c.bools[:0]
+	c.defs = nil
+	c.idx = c.idx[:0]
+	clear(c.dvals) // drop references to the part's strings
+	c.dvals = c.dvals[:0]
+	c.dmap = nil
+	c.last = 0
+	c.sbuf, c.ends = c.sbuf[:0], c.ends[:0]
 }
 
-func (c *column) len() int {
-	switch c.kind {
-	case engine.Int:
-		return len(c.ints)
-	case engine.Float:
-		return len(c.flts)
-	case engine.Bool:
-		return len(c.bools)
-	}
-	return len(c.strs)
-}
-
-// put appends a value; the common case (valid, no nulls so far) is inline.
-func (c *column) put(v *engine.Value, ok bool) {
-	if ok && c.valid == nil && v.Kind != engine.Unset {
-		switch c.kind {
-		case engine.Int:
-			c.ints = append(c.ints, v.I)
-			return
-		case engine.Float:
-			if v.Kind == engine.Float {
-				c.flts = append(c.flts, v.F)
-				return
-			}
-		case engine.String:
-			c.strs = append(c.strs, v.S)
-			return
-		}
-	}
-	c.add(*v, ok)
-}
-
-// add appends a value; an unset value (or !ok) is null.
-func (c *column) add(v engine.Value, ok bool) {
-	if !ok || !v.IsSet() {
-		if c.valid == nil {
-			n := c.len()
-			c.valid = make([]bool, n, max(2*n, 64))
-			for i := range c.valid {
-				c.valid[i] = true
-			}
-		}
-		c.valid = append(c.valid, false)
-		c.zero()
+// putStr appends a valid string.
+func (c *column) putStr(s string) {
+	c.n++
+	if !c.dict {
+		c.sbuf = append(c.sbuf, s...)
+		c.ends = append(c.ends, len(c.sbuf))
 		return
 	}
-	if c.valid != nil {
-		c.valid = append(c.valid, true)
+	if len(c.dvals) > 0 && c.dvals[c.last] == s {
+		c.idx = append(c.idx, c.last)
+		return
+	}
+	c.idx = append(c.idx, c.lookup(s))
+}
+
+// lookup returns the dictionary index of s, adding it if new.
+func (c *column) lookup(s string) int32 {
+	if c.dmap == nil {
+		for i, v := range c.dvals {
+			if v == s {
+				c.last = int32(i)
+				return c.last
+			}
+		}
+		if len(c.dvals) >= dictScan {
+			c.dmap = make(map[string]int32, 2*dictScan)
+			for i, v := range c.dvals {
+				c.dmap[v] = int32(i)
+			}
+		}
+	} else if i, ok := c.dmap[s]; ok {
+		c.last = i
+		return i
+	}
+	c.last = int32(len(c.dvals))
+	c.dvals = append(c.dvals, s)
+	if c.dmap != nil {
+		c.dmap[s] = c.last
+	}
+	return c.last
+}
+
+// null appends a null.
+func (c *column) null() {
+	if c.defs == nil {
+		c.defs = make([]int16, c.n, max(2*c.n, 64))
+		for i := range c.defs {
+			c.defs[i] = 1
+		}
+	}
+	c.defs = append(c.defs, 0)
+	c.n++
+}
+
+// put appends a value; an unset value (or !ok) is null.
+func (c *column) put(v *engine.Value, ok bool) {
+	if !ok || v.Kind == engine.Unset {
+		c.null()
+		return
+	}
+	if c.defs != nil {
+		c.defs = append(c.defs, 1)
 	}
 	switch c.kind {
 	case engine.Int:
 		c.ints = append(c.ints, v.I)
+		c.n++
 	case engine.Float:
 		if v.Kind == engine.Int {
 			c.flts = append(c.flts, float64(v.I))
 		} else {
 			c.flts = append(c.flts, v.F)
 		}
+		c.n++
 	case engine.Bool:
 		c.bools = append(c.bools, v.I != 0)
+		c.n++
 	default:
-		c.strs = append(c.strs, v.S)
+		c.putStr(v.S)
 	}
 }
 
-func (c *column) zero() {
-	switch c.kind {
-	case engine.Int:
-		c.ints = append(c.ints, 0)
-	case engine.Float:
-		c.flts = append(c.flts, 0)
-	case engine.Bool:
-		c.bools = append(c.bools, false)
-	default:
-		c.strs = append(c.strs, "")
-	}
-}
-
-// build makes the column's Arrow array.
-func (c *column) build(dt arrow.DataType) arrow.Array {
-	mem := memory.DefaultAllocator
-	var b array.Builder
-	switch c.kind {
-	case engine.Int:
-		if c.valid == nil { // no nulls: wrap the values without a copy
-			vals := c.ints
-			c.ints = make([]int64, 0, len(vals)) // the array owns vals now
-			return array.NewInt64Data(array.NewData(dt, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, 0, 0))
+// fast appends a valid or unset value, the common cases inline.
+func (c *column) fast(v *engine.Value) {
+	if c.defs == nil && v.Kind == c.kind {
+		switch v.Kind {
+		case engine.Int:
+			c.ints = append(c.ints, v.I)
+			c.n++
+			return
+		case engine.Float:
+			c.flts = append(c.flts, v.F)
+			c.n++
+			return
+		case engine.String:
+			if c.dict && len(c.dvals) > 0 && c.dvals[c.last] == v.S {
+				c.idx = append(c.idx, c.last)
+				c.n++
+				return
+			}
 		}
-		x := array.NewInt64Builder(mem)
-		x.AppendValues(c.ints, c.valid)
-		b = x
-	case engine.Float:
-		if c.valid == nil {
-			vals := c.flts
-			c.flts = make([]float64, 0, len(vals))
-			return array.NewFloat64Data(array.NewData(dt, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(vals))}, nil, 0, 0))
-		}
-		x := array.NewFloat64Builder(mem)
-		x.AppendValues(c.flts, c.valid)
-		b = x
-	case engine.Bool:
-		x := array.NewBooleanBuilder(mem)
-		x.AppendValues(c.bools, c.valid)
-		b = x
-	default:
-		x := array.NewStringBuilder(mem)
-		x.AppendValues(c.strs, c.valid)
-		b = x
 	}
-	defer b.Release()
-	return b.NewArray()
+	c.put(v, true)
 }
 
 // NewWriter returns a writer of parts named part-<stem>-NNNNNN.parquet in
@@ -180,23 +216,39 @@ func NewWriter(dir, stem string, eng engine.Engine, meta map[string]string) (*Wr
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", dir, err)
 	}
-	w := &Writer{dir: dir, name: stem, schema: sc, eng: eng, meta: meta, props: writerProps(eng)}
-	// point_id, status, error, params, metrics, engine, engine_version, elapsed_s, finished_at
-	kinds := []engine.Kind{engine.String, engine.String, engine.String}
-	for _, p := range eng.Params() {
-		kinds = append(kinds, p.Kind)
+	props := writerProps(eng)
+	pqs, err := pqarrow.ToParquet(sc, props, arrowProps())
+	if err != nil {
+		return nil, fmt.Errorf("dataset: schema: %w", err)
 	}
-	for _, m := range eng.Metrics() {
-		kinds = append(kinds, m.Kind)
+	kv := make(metadata.KeyValueMetadata, 0, 1+len(meta))
+	kv.Append("ARROW:schema", base64.StdEncoding.EncodeToString(flight.SerializeSchema(sc, memory.DefaultAllocator)))
+	for _, k := range sortedMetaKeys(meta) {
+		kv.Append(k, meta[k])
 	}
-	kinds = append(kinds, engine.String, engine.String, engine.Float, engine.Int)
-	for _, k := range kinds {
-		if k == engine.Unset {
-			k = engine.String
+	w := &Writer{dir: dir, name: stem, schema: sc, pqschema: pqs, eng: eng, kv: kv, props: props}
+	for i, f := range sc.Fields() {
+		c := column{nullable: f.Nullable}
+		switch f.Type.ID() {
+		case arrow.INT64, arrow.TIMESTAMP:
+			c.kind = engine.Int
+		case arrow.FLOAT64:
+			c.kind = engine.Float
+		case arrow.BOOL:
+			c.kind = engine.Bool
+		case arrow.STRING:
+			c.kind = engine.String
+			c.dict = props.DictionaryEnabledFor(pqs.Column(i).Path())
+		default:
+			return nil, fmt.Errorf("dataset: column %s: unexpected type %s", f.Name, f.Type)
 		}
-		w.cols = append(w.cols, column{kind: k})
+		w.cols = append(w.cols, c)
 	}
 	return w, nil
+}
+
+func arrowProps() pqarrow.ArrowWriterProperties {
+	return pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 }
 
 // writerProps are the Parquet settings: zstd; dictionary encoding for string
@@ -237,55 +289,39 @@ func (w *Writer) Written() []string { return w.written }
 // Append buffers one row.
 func (w *Writer) Append(r *Row) {
 	c := w.cols
-	c[0].strs = append(c[0].strs, r.ID)
-	c[1].strs = append(c[1].strs, r.Status)
-	c[2].strs = append(c[2].strs, r.Error)
+	c[0].putStr(r.ID)
+	c[1].putStr(r.Status)
+	c[2].putStr(r.Error)
 	col := 3
 	for i := range r.Params {
-		c[col].put(&r.Params[i], true)
+		c[col].fast(&r.Params[i])
 		col++
 	}
-	ok := r.Status == StatusOK
 	nm := len(w.eng.Metrics())
-	var unset engine.Value
-	for i := 0; i < nm; i++ {
-		v := &unset
-		if ok && i < len(r.Metrics) {
-			v = &r.Metrics[i]
+	if r.Status == StatusOK && len(r.Metrics) >= nm {
+		for i := 0; i < nm; i++ {
+			c[col].fast(&r.Metrics[i])
+			col++
 		}
-		c[col].put(v, ok)
-		col++
-	}
-	c[col].strs = append(c[col].strs, w.eng.Name())
-	c[col+1].strs = append(c[col+1].strs, w.eng.Version())
-	c[col+2].flts = append(c[col+2].flts, r.Elapsed.Seconds())
-	c[col+3].ints = append(c[col+3].ints, r.Finished.UTC().UnixMicro())
-	w.rows++
-}
-
-// record builds the buffered rows into a record batch and resets the buffers.
-func (w *Writer) record() arrow.RecordBatch {
-	arrs := make([]arrow.Array, len(w.cols))
-	for i := range w.cols {
-		f := w.schema.Field(i)
-		if ts, ok := f.Type.(*arrow.TimestampType); ok {
-			b := array.NewTimestampBuilder(memory.DefaultAllocator, ts)
-			for _, v := range w.cols[i].ints {
-				b.Append(arrow.Timestamp(v))
+	} else {
+		ok := r.Status == StatusOK
+		var unset engine.Value
+		for i := 0; i < nm; i++ {
+			v := &unset
+			if ok && i < len(r.Metrics) {
+				v = &r.Metrics[i]
 			}
-			arrs[i] = b.NewArray()
-			b.Release()
-		} else {
-			arrs[i] = w.cols[i].build(f.Type)
+			c[col].put(v, ok)
+			col++
 		}
-		w.cols[i].reset()
 	}
-	rec := array.NewRecordBatch(w.schema, arrs, int64(w.rows))
-	for _, a := range arrs {
-		a.Release()
-	}
-	w.rows = 0
-	return rec
+	c[col].putStr(w.eng.Name())
+	c[col+1].putStr(w.eng.Version())
+	c[col+2].flts = append(c[col+2].flts, r.Elapsed.Seconds())
+	c[col+2].n++
+	c[col+3].ints = append(c[col+3].ints, r.Finished.UnixMicro())
+	c[col+3].n++
+	w.rows++
 }
 
 // Flush writes the buffered rows as one part: to a temporary file, synced,
@@ -294,8 +330,6 @@ func (w *Writer) Flush() error {
 	if w.rows == 0 {
 		return nil
 	}
-	rec := w.record()
-	defer rec.Release()
 	for {
 		w.seq++
 		name := fmt.Sprintf("%s%s-%06d%s", PartPrefix, w.name, w.seq, PartExt)
@@ -303,12 +337,203 @@ func (w *Writer) Flush() error {
 		if _, err := os.Lstat(final); err == nil {
 			continue // never overwrite a part
 		}
-		if err := writePart(w.dir, name, w.schema, rec, w.props, w.meta); err != nil {
+		if err := w.writePart(name); err != nil {
 			return err
 		}
+		for i := range w.cols {
+			w.cols[i].reset()
+		}
+		w.rows = 0
 		w.written = append(w.written, final)
 		return nil
 	}
+}
+
+// writePart writes the buffered rows as part name: to a temporary file,
+// synced, then renamed into place.
+func (w *Writer) writePart(name string) (err error) {
+	tmp := filepath.Join(w.dir, tmpPrefix+name)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if w.buf == nil {
+		w.buf = bufio.NewWriterSize(f, 1<<20)
+	} else {
+		w.buf.Reset(f)
+	}
+	if err := w.encode(w.buf); err != nil {
+		return fmt.Errorf("dataset: part %s: %w", name, err)
+	}
+	if err := w.buf.Flush(); err != nil {
+		return fmt.Errorf("dataset: part %s: %w", name, err)
+	}
+	w.buf.Reset(nil)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("dataset: part %s: sync: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("dataset: part %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(w.dir, name)); err != nil {
+		return fmt.Errorf("dataset: part %s: %w", name, err)
+	}
+	return syncDir(w.dir)
+}
+
+// encode writes the buffered rows as a Parquet file of one row group.
+func (w *Writer) encode(out *bufio.Writer) (err error) {
+	defer func() { // the column writers report some failures by panicking
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	fw, err := file.NewParquetWriterWithError(out, w.pqschema.Root(), file.WithWriterProps(w.props), file.WithWriteMetadata(w.kv))
+	if err != nil {
+		return err
+	}
+	rg, err := fw.AppendRowGroupChecked()
+	if err != nil {
+		return err
+	}
+	for i := range w.cols {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return err
+		}
+		if err := w.writeColumn(cw, &w.cols[i]); err != nil {
+			return fmt.Errorf("column %s: %w", w.schema.Field(i).Name, err)
+		}
+	}
+	if err := rg.Close(); err != nil {
+		return err
+	}
+	return fw.Close()
+}
+
+// defLevels returns the column's definition levels: nil for a required
+// column, all ones for a nullable one without nulls.
+func (w *Writer) defLevels(c *column) []int16 {
+	if !c.nullable {
+		return nil
+	}
+	if c.defs != nil {
+		return c.defs
+	}
+	for len(w.ones) < c.n {
+		w.ones = append(w.ones, 1)
+	}
+	return w.ones[:c.n]
+}
+
+func (w *Writer) writeColumn(cw file.ColumnChunkWriter, c *column) error {
+	defs := w.defLevels(c)
+	var err error
+	switch x := cw.(type) {
+	case *file.Int64ColumnChunkWriter:
+		_, err = x.WriteBatch(c.ints, defs, nil)
+	case *file.Float64ColumnChunkWriter:
+		_, err = x.WriteBatch(c.flts, defs, nil)
+	case *file.BooleanColumnChunkWriter:
+		_, err = x.WriteBatch(c.bools, defs, nil)
+	case *file.ByteArrayColumnChunkWriter:
+		err = w.writeStrings(x, c, defs)
+	default:
+		err = fmt.Errorf("unexpected column writer %T", cw)
+	}
+	if err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// dictEncoder is the part of the parquet package's dictionary encoder that
+// accepts a ready dictionary.
+type dictEncoder interface {
+	PutDictionary(arrow.Array) error
+	NumEntries() int
+}
+
+// maxDictBytes bounds the dictionaries handed over ready; larger ones go
+// through the encoder, which falls back to plain encoding as pqarrow would.
+const maxDictBytes = 512 << 10
+
+func (w *Writer) writeStrings(cw *file.ByteArrayColumnChunkWriter, c *column, defs []int16) error {
+	if c.dict && c.defs == nil && len(c.idx) > 0 {
+		size := 0
+		for _, s := range c.dvals {
+			size += len(s) + 4
+		}
+		enc, ok := cw.CurrentEncoder().(dictEncoder)
+		if ok && size <= maxDictBytes && enc.NumEntries() == 0 {
+			return w.writeDict(cw, enc, c, defs)
+		}
+	}
+	// plain strings, or dictionary strings the encoder hashes itself
+	w.strs = w.strs[:0]
+	if c.dict {
+		for _, i := range c.idx {
+			w.strs = append(w.strs, byteArray(c.dvals[i]))
+		}
+	} else {
+		if c.sbuf == nil {
+			c.sbuf = []byte{}
+		}
+		start := 0
+		for _, end := range c.ends {
+			w.strs = append(w.strs, c.sbuf[start:end:end])
+			start = end
+		}
+	}
+	_, err := cw.WriteBatch(w.strs, defs, nil)
+	clear(w.strs)
+	return err
+}
+
+// empty is the empty value: not nil, which the statistics take for none.
+var empty = parquet.ByteArray{}
+
+// byteArray returns the bytes of s without a copy; the encoders only read
+// them.
+func byteArray(s string) parquet.ByteArray {
+	if s == "" {
+		return empty
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// writeDict writes a dictionary column without nulls from its dictionary
+// and indices, as pqarrow writes an Arrow dictionary array.
+func (w *Writer) writeDict(cw *file.ByteArrayColumnChunkWriter, enc dictEncoder, c *column, defs []int16) error {
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	b.AppendValues(c.dvals, nil)
+	dict := b.NewStringArray()
+	b.Release()
+	defer dict.Release()
+	if err := enc.PutDictionary(dict); err != nil {
+		return err
+	}
+	if stats, ok := cw.PageStatistics().(*metadata.ByteArrayStatistics); ok {
+		// the statistics of the values are those of the dictionary, every
+		// entry of which is used
+		w.strs = w.strs[:0]
+		for _, s := range c.dvals {
+			w.strs = append(w.strs, byteArray(s))
+		}
+		stats.Update(w.strs, 0)
+		stats.IncNumValues(int64(len(c.idx) - len(c.dvals)))
+		clear(w.strs)
+	}
+	idx := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(c.idx),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.idx))}, nil, 0, 0))
+	defer idx.Release()
+	return cw.WriteDictIndices(idx, defs, nil)
 }
 
 // WritePart writes one record batch as a part named name in dir,
