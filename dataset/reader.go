@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -108,27 +110,45 @@ func Index(ctx context.Context, dir string, fn func(Entry)) (bad []*CorruptError
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range parts {
-		var rows []Entry
-		err := Scan(ctx, p, []string{ColID, ColStatus, ColEngineVersion}, func(rec arrow.RecordBatch) error {
-			ids := rec.Column(0).(*array.String)
-			st := rec.Column(1).(*array.String)
-			ev := rec.Column(2).(*array.String)
-			for i := 0; i < ids.Len(); i++ {
-				rows = append(rows, Entry{ID: ids.Value(i), Failed: st.Value(i) != StatusOK, EngineVersion: ev.Value(i), Part: p})
+	// parts are read a few at a time in parallel and delivered in order,
+	// so memory holds the rows of at most `width` parts
+	width := max(1, runtime.GOMAXPROCS(0))
+	type result struct {
+		rows []Entry
+		err  error
+	}
+	for lo := 0; lo < len(parts); lo += width {
+		batch := parts[lo:min(lo+width, len(parts))]
+		res := make([]result, len(batch))
+		var wg sync.WaitGroup
+		for i, p := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i].err = Scan(ctx, p, []string{ColID, ColStatus, ColEngineVersion}, func(rec arrow.RecordBatch) error {
+					ids := rec.Column(0).(*array.String)
+					st := rec.Column(1).(*array.String)
+					ev := rec.Column(2).(*array.String)
+					for j := 0; j < ids.Len(); j++ {
+						res[i].rows = append(res[i].rows, Entry{ID: ids.Value(j), Failed: st.Value(j) != StatusOK, EngineVersion: ev.Value(j), Part: p})
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		for _, r := range res {
+			var ce *CorruptError
+			if errors.As(r.err, &ce) {
+				bad = append(bad, ce)
+				continue
 			}
-			return nil
-		})
-		var ce *CorruptError
-		if errors.As(err, &ce) {
-			bad = append(bad, ce)
-			continue
-		}
-		if err != nil {
-			return bad, err
-		}
-		for _, r := range rows {
-			fn(r)
+			if r.err != nil {
+				return bad, r.err
+			}
+			for _, e := range r.rows {
+				fn(e)
+			}
 		}
 	}
 	return bad, nil
