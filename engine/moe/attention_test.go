@@ -51,7 +51,7 @@ func TestExpertMemoChangesNothing(t *testing.T) {
 			"num_experts": E, "top_k": 1 + r.IntN(min(E, 8)), "batch_size": 1 + r.IntN(1024),
 			"d_model": []int{1024, 4096}[r.IntN(2)], "ffn": []string{"gelu", "swiglu"}[r.IntN(2)],
 			"moe_ffn_scaling": []string{"balanced", "compute", "capacity"}[r.IntN(3)],
-			"routing": []string{"uniform", "zipf"}[r.IntN(2)], "seed": r.IntN(100),
+			"routing":         []string{"uniform", "zipf"}[r.IntN(2)], "seed": r.IntN(100),
 			"pim": r.IntN(3) > 0, "n_layers": 1 + r.IntN(3),
 		}
 		noExpertMemo = false

@@ -83,6 +83,22 @@ func fillFrom(p []engine.Value, vals map[string]engine.Value) {
 	}
 }
 
+// Compact copies of the parameter table for Resolve's loops (the table's
+// entries are large; these stay in a few cache lines).
+var (
+	kindOf    [nParams]engine.Kind
+	defaultOf [nParams]engine.Value // Unset where the default is derived
+	hasEnum   [nParams]bool
+)
+
+func init() {
+	for i := range paramTable {
+		kindOf[i] = paramTable[i].Kind
+		defaultOf[i] = paramTable[i].Default
+		hasEnum[i] = len(paramTable[i].Enum) > 0
+	}
+}
+
 // presetVecs caches presets as full parameter vectors (Unset where the
 // preset is silent), so Resolve fills from them without boxing.
 var modelVecs, hardwareVecs sync.Map // name -> *[nParams]engine.Value
@@ -131,7 +147,11 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		if !p[i].IsSet() {
 			continue
 		}
-		p[i] = coerce(paramTable[i].Kind, p[i])
+		k := kindOf[i]
+		if p[i].Kind == k && !hasEnum[i] {
+			continue
+		}
+		p[i] = coerce(k, p[i])
 		if p[i].Kind != paramTable[i].Kind {
 			return perr(i, p[i], "want %s, got %s", paramTable[i].Kind, p[i].Kind)
 		}
@@ -192,8 +212,8 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	qkNormGiven := p[pQKNorm].IsSet()
 	// plain defaults
 	for i := range p {
-		if !p[i].IsSet() && paramTable[i].Default.IsSet() {
-			p[i] = paramTable[i].Default
+		if !p[i].IsSet() {
+			p[i] = defaultOf[i]
 		}
 	}
 	// derived defaults
