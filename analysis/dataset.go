@@ -292,7 +292,7 @@ func (d *Dataset) suggest(name string, numeric bool) string {
 		if numeric && !c.Numeric() {
 			continue
 		}
-		if dd := editDistance(name, c.Name); dd < bestD {
+		if dd := sweep.EditDistance(name, c.Name); dd < bestD {
 			best, bestD = c.Name, dd
 		}
 	}
@@ -312,26 +312,6 @@ func (d *Dataset) suggest(name string, numeric bool) string {
 		return "; the dataset's columns are listed by `sweep params`"
 	}
 	return "; metrics include " + strings.Join(some, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // ScanStats counts what a scan saw.

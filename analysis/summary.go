@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/sweep-dse/sweep/engine"
+
+	"github.com/sweep-dse/sweep/sweep"
 )
 
 // summaryBest is how many best points per objective the terminal summary
@@ -74,7 +76,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 			if i > 0 {
 				head = "         "
 			}
-			fmt.Fprintf(&b, "%s%d rows: %s\n", head, e.Rows, firstLine(e.Msg))
+			fmt.Fprintf(&b, "%s%d rows: %s\n", head, e.Rows, sweep.FirstLine(e.Msg))
 		}
 	}
 	for i, rk := range r.Best {

@@ -7,8 +7,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sweep-dse/sweep/engine"
@@ -40,19 +38,12 @@ func (d *Dataset) CompileWhere(src string) (*Where, error) {
 	bad := func(format string, args ...any) error {
 		return &sweep.InputError{Key: "--where", Msg: fmt.Sprintf(format, args...)}
 	}
-	tree, err := parser.Parse(src)
+	idents, err := sweep.ExprIdents(src)
 	if err != nil {
-		return nil, bad("bad expression %q: %v", src, firstLine(err.Error()))
+		return nil, bad("%s", err.Error())
 	}
-	var idents []string
-	ast.Walk(&tree.Node, identVisitor(func(n string) { idents = append(idents, n) }))
 	w := &Where{Source: src, env: map[string]any{}}
-	seen := map[string]bool{}
 	for _, n := range idents {
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
 		c, ok := d.Column(n)
 		if !ok {
 			return nil, bad("%q: unknown name %q%s", src, n, d.suggest(n, false))
@@ -66,12 +57,12 @@ func (d *Dataset) CompileWhere(src string) (*Where, error) {
 	env := map[string]any{}
 	for _, c := range d.Columns {
 		if c.Kind != engine.Unset {
-			env[c.Name] = zeroOf(c.Kind)
+			env[c.Name] = sweep.ExprZero(c.Kind)
 		}
 	}
 	prog, err := expr.Compile(src, sweep.ExprOptions(env, true)...)
 	if err != nil {
-		return nil, bad("bad expression %q: %v", src, firstLine(err.Error()))
+		return nil, bad("bad expression %q: %v", src, sweep.FirstLine(err.Error()))
 	}
 	w.prog = prog
 	return w, nil
@@ -105,37 +96,8 @@ func (w *Where) match(arrs []arrow.Array, cols []int, i int) (bool, error) {
 	}
 	out, err := w.vm.Run(w.prog, w.env)
 	if err != nil {
-		return false, &sweep.InputError{Key: "--where", Msg: fmt.Sprintf("%q: %v", w.Source, firstLine(err.Error()))}
+		return false, &sweep.InputError{Key: "--where", Msg: fmt.Sprintf("%q: %v", w.Source, sweep.FirstLine(err.Error()))}
 	}
 	b, _ := out.(bool)
 	return b, nil
-}
-
-// identVisitor calls itself with every identifier of an expression.
-type identVisitor func(string)
-
-// Visit implements ast.Visitor.
-func (f identVisitor) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok {
-		f(id.Value)
-	}
-}
-
-func zeroOf(k engine.Kind) any {
-	switch k {
-	case engine.Int:
-		return 0
-	case engine.Float:
-		return 0.0
-	case engine.Bool:
-		return false
-	}
-	return ""
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

@@ -127,7 +127,7 @@ func (f *Filter) Keep(p []engine.Value) (bool, error) {
 		}
 		out, err := expr.Run(c.prog, f.env)
 		if err != nil {
-			return false, &InputError{File: f.s.Path, Line: locate(f.s.Text, []string{"study", "where"}), Key: "study.where", Msg: fmt.Sprintf("%q: %v", c.Source, firstLine(err.Error()))}
+			return false, &InputError{File: f.s.Path, Line: locate(f.s.Text, []string{"study", "where"}), Key: "study.where", Msg: fmt.Sprintf("%q: %v", c.Source, FirstLine(err.Error()))}
 		}
 		if ok, _ := out.(bool); !ok {
 			return false, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/engine/command"
 	"github.com/sweep-dse/sweep/engine/moe"
+	"github.com/sweep-dse/sweep/internal/tomlx"
 )
 
 // DefaultMaxPoints is the largest study that runs without --force.
@@ -150,7 +151,7 @@ func Parse(path, text string) (*Study, error) {
 		case "name", "description", "engine":
 			str, ok := v.(string)
 			if !ok {
-				return nil, fail(kp, "want a string, got %s", tomlType(v))
+				return nil, fail(kp, "want a string, got %s", tomlx.Describe(v))
 			}
 			switch k {
 			case "name":
@@ -166,7 +167,7 @@ func Parse(path, text string) (*Study, error) {
 		case "seed", "repeats", "max_points":
 			n, ok := v.(int64)
 			if !ok {
-				return nil, fail(kp, "want an integer, got %s", tomlType(v))
+				return nil, fail(kp, "want an integer, got %s", tomlx.Describe(v))
 			}
 			switch k {
 			case "seed":
@@ -188,13 +189,13 @@ func Parse(path, text string) (*Study, error) {
 				if str, ok := v.(string); ok {
 					list = []any{str}
 				} else {
-					return nil, fail(kp, "want a list of expressions, got %s", tomlType(v))
+					return nil, fail(kp, "want a list of expressions, got %s", tomlx.Describe(v))
 				}
 			}
 			for _, x := range list {
 				str, ok := x.(string)
 				if !ok {
-					return nil, fail(kp, "want expressions as strings, got %s", tomlType(x))
+					return nil, fail(kp, "want expressions as strings, got %s", tomlx.Describe(x))
 				}
 				whereSrc = append(whereSrc, str)
 			}
@@ -392,26 +393,6 @@ func (s *Study) ErrorAt(err error, point string) error {
 	return err
 }
 
-func tomlType(v any) string {
-	switch v.(type) {
-	case int64:
-		return "an integer"
-	case float64:
-		return "a float"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a table"
-	case []map[string]any:
-		return "an array of tables"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 // toValue converts a TOML value to a parameter value of the parameter's kind.
 func toValue(p engine.Param, v any) (engine.Value, error) {
 	switch p.Kind {
@@ -424,7 +405,7 @@ func toValue(p engine.Param, v any) (engine.Value, error) {
 				return engine.IntV(int64(x)), nil
 			}
 		}
-		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlx.Describe(v), v)
 	case engine.Float:
 		switch x := v.(type) {
 		case int64:
@@ -435,12 +416,12 @@ func toValue(p engine.Param, v any) (engine.Value, error) {
 			}
 			return engine.FloatV(x), nil
 		}
-		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlx.Describe(v), v)
 	case engine.Bool:
 		if x, ok := v.(bool); ok {
 			return engine.BoolV(x), nil
 		}
-		return engine.Value{}, fmt.Errorf("want true or false, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want true or false, got %s %v", tomlx.Describe(v), v)
 	case engine.String:
 		if x, ok := v.(string); ok {
 			if len(p.Enum) > 0 && !contains(p.Enum, x) {
@@ -448,7 +429,7 @@ func toValue(p engine.Param, v any) (engine.Value, error) {
 			}
 			return engine.StringV(x), nil
 		}
-		return engine.Value{}, fmt.Errorf("want a string, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want a string, got %s %v", tomlx.Describe(v), v)
 	}
 	return engine.Value{}, fmt.Errorf("unsupported parameter kind %v", p.Kind)
 }
@@ -475,7 +456,7 @@ func axisValues(p engine.Param, v any) ([]engine.Value, error) {
 		}
 		out = r
 	default:
-		return nil, fmt.Errorf("want a list [a, b, ...] or a range {from, to, step} / {from, to, mul}, got %s", tomlType(v))
+		return nil, fmt.Errorf("want a list [a, b, ...] or a range {from, to, step} / {from, to, mul}, got %s", tomlx.Describe(v))
 	}
 	seen := map[engine.Value]bool{}
 	for _, val := range out {
@@ -512,7 +493,7 @@ func rangeValues(p engine.Param, t map[string]any) ([]engine.Value, error) {
 			}
 			return x, true, nil
 		}
-		return 0, true, fmt.Errorf("range %s: want a number, got %s", k, tomlType(v))
+		return 0, true, fmt.Errorf("range %s: want a number, got %s", k, tomlx.Describe(v))
 	}
 	from, okF, err := num("from")
 	if err != nil {
@@ -586,21 +567,14 @@ func rangeValues(p engine.Param, t map[string]any) ([]engine.Value, error) {
 func compileWhere(src string, params []engine.Param, s *Study) (Constraint, error) {
 	env := map[string]any{}
 	for _, p := range params {
-		env[p.Name] = zeroOf(p.Kind)
+		env[p.Name] = ExprZero(p.Kind)
 	}
-	tree, err := parser.Parse(src)
+	names, err := ExprIdents(src)
 	if err != nil {
-		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, firstLine(err.Error()))
+		return Constraint{}, err
 	}
-	var names []string
-	ast.Walk(&tree.Node, identVisitor(func(n string) { names = append(names, n) }))
 	c := Constraint{Source: src}
-	seen := map[string]bool{}
 	for _, n := range names {
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
 		i := engine.ParamIndex(params, n)
 		if i < 0 {
 			return Constraint{}, fmt.Errorf("%q: unknown name %q%s", src, n, suggest(n, params))
@@ -613,7 +587,7 @@ func compileWhere(src string, params []engine.Param, s *Study) (Constraint, erro
 	}
 	prog, err := expr.Compile(src, ExprOptions(env, true)...)
 	if err != nil {
-		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, firstLine(err.Error()))
+		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, FirstLine(err.Error()))
 	}
 	c.prog = prog
 	return c, nil
@@ -636,6 +610,24 @@ func ExprOptions(env map[string]any, asBool bool) []expr.Option {
 	return opts
 }
 
+// ExprIdents parses an expression and returns the names it reads, each once,
+// in order of appearance.
+func ExprIdents(src string) ([]string, error) {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("bad expression %q: %v", src, FirstLine(err.Error()))
+	}
+	var names []string
+	seen := map[string]bool{}
+	ast.Walk(&tree.Node, identVisitor(func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}))
+	return names, nil
+}
+
 type identVisitor func(string)
 
 func (f identVisitor) Visit(n *ast.Node) {
@@ -644,7 +636,9 @@ func (f identVisitor) Visit(n *ast.Node) {
 	}
 }
 
-func zeroOf(k engine.Kind) any {
+// ExprZero is the zero value of a kind in an expression environment (it
+// gives the type checker each name's type).
+func ExprZero(k engine.Kind) any {
 	switch k {
 	case engine.Int:
 		return 0
@@ -656,7 +650,8 @@ func zeroOf(k engine.Kind) any {
 	return ""
 }
 
-func firstLine(s string) string {
+// FirstLine is the first line of s (expr errors span several).
+func FirstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]
 	}
@@ -697,7 +692,7 @@ func orderedKeys(text, table string, m map[string]any) []string {
 func suggest(name string, params []engine.Param) string {
 	best, bestD := "", 4
 	for _, p := range params {
-		if d := editDistance(name, p.Name); d < bestD {
+		if d := EditDistance(name, p.Name); d < bestD {
 			best, bestD = p.Name, d
 		}
 	}
@@ -707,7 +702,8 @@ func suggest(name string, params []engine.Param) string {
 	return fmt.Sprintf(" %q (see `sweep params`)", name)
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b, for "did you mean".
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

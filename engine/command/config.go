@@ -3,6 +3,7 @@ package command
 import (
 	"errors"
 	"fmt"
+	"github.com/sweep-dse/sweep/internal/tomlx"
 	"math"
 	"os"
 	"os/exec"
@@ -183,12 +184,12 @@ func parseConfig(src Source) (*config, error) {
 			for _, e := range x {
 				s, ok := e.(string)
 				if !ok {
-					return nil, keyErr(at("binary"), "want a program path or a list [program, fixed arguments...] of strings, got %s", tomlType(e))
+					return nil, keyErr(at("binary"), "want a program path or a list [program, fixed arguments...] of strings, got %s", tomlx.Describe(e))
 				}
 				list = append(list, s)
 			}
 		default:
-			return nil, keyErr(at("binary"), "want a program path or a list [program, fixed arguments...], got %s", tomlType(v))
+			return nil, keyErr(at("binary"), "want a program path or a list [program, fixed arguments...], got %s", tomlx.Describe(v))
 		}
 		if len(list) == 0 || list[0] == "" {
 			return nil, keyErr(at("binary"), "empty program")
@@ -210,7 +211,7 @@ func parseConfig(src Source) (*config, error) {
 	if v, ok := ct["workdir"]; ok {
 		s, ok := v.(string)
 		if !ok {
-			return nil, keyErr(at("workdir"), "want a folder path, got %s", tomlType(v))
+			return nil, keyErr(at("workdir"), "want a folder path, got %s", tomlx.Describe(v))
 		}
 		wd := s
 		if s != "" && !filepath.IsAbs(wd) {
@@ -231,12 +232,12 @@ func parseConfig(src Source) (*config, error) {
 		}
 		list, ok := v.([]any)
 		if !ok {
-			return nil, keyErr(at("args"), "want a list of argument templates, got %s", tomlType(v))
+			return nil, keyErr(at("args"), "want a list of argument templates, got %s", tomlx.Describe(v))
 		}
 		for i, e := range list {
 			s, ok := e.(string)
 			if !ok {
-				return nil, keyErr(at("args"), "argument %d: want a string, got %s", i+1, tomlType(e))
+				return nil, keyErr(at("args"), "argument %d: want a string, got %s", i+1, tomlx.Describe(e))
 			}
 			t, err := compile([]string{"command", "args", fmt.Sprint(i)}, s)
 			if err != nil {
@@ -276,13 +277,13 @@ func parseConfig(src Source) (*config, error) {
 			}
 			spec, ok := ft[dest].(map[string]any)
 			if !ok {
-				return nil, keyErr(kp, "want { template = \"file\" } or { text = \"...\" }, got %s", tomlType(ft[dest]))
+				return nil, keyErr(kp, "want { template = \"file\" } or { text = \"...\" }, got %s", tomlx.Describe(ft[dest]))
 			}
 			var text, from string
 			for k, x := range spec {
 				s, ok := x.(string)
 				if !ok {
-					return nil, keyErr(append(kp, k), "want a string, got %s", tomlType(x))
+					return nil, keyErr(append(kp, k), "want a string, got %s", tomlx.Describe(x))
 				}
 				switch k {
 				case "template":
@@ -322,7 +323,7 @@ func parseConfig(src Source) (*config, error) {
 	if v, ok := ct["inherit_env"]; ok {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, keyErr(at("inherit_env"), "want true or false, got %s", tomlType(v))
+			return nil, keyErr(at("inherit_env"), "want true or false, got %s", tomlx.Describe(v))
 		}
 		c.inheritEnv = b
 	}
@@ -338,7 +339,7 @@ func parseConfig(src Source) (*config, error) {
 			}
 			s, ok := et[name].(string)
 			if !ok {
-				return nil, keyErr(kp, "want a string, got %s", tomlType(et[name]))
+				return nil, keyErr(kp, "want a string, got %s", tomlx.Describe(et[name]))
 			}
 			t, err := compile(kp, s)
 			if err != nil {
@@ -386,7 +387,7 @@ func parseConfig(src Source) (*config, error) {
 		for _, e := range list {
 			s, ok := e.(string)
 			if !ok {
-				return nil, keyErr(at("version_files"), "want file paths, got %s", tomlType(e))
+				return nil, keyErr(at("version_files"), "want file paths, got %s", tomlx.Describe(e))
 			}
 			if !filepath.IsAbs(s) {
 				s = filepath.Join(c.dir, s)
@@ -409,7 +410,7 @@ func parseConfig(src Source) (*config, error) {
 	if v, ok := ct["reader"]; ok {
 		s, ok := v.(string)
 		if !ok {
-			return nil, keyErr(at("reader"), "want a string, got %s", tomlType(v))
+			return nil, keyErr(at("reader"), "want a string, got %s", tomlx.Describe(v))
 		}
 		if pre != nil && s != "neupims" {
 			return nil, keyErr(at("reader"), "the neupims preset reads NeuPIMs' output files: reader = \"neupims\"")
@@ -443,7 +444,7 @@ func parseConfig(src Source) (*config, error) {
 		for _, e := range list {
 			s, ok := e.(string)
 			if !ok {
-				return nil, keyErr(at("regex"), "want a pattern string or a list of them, got %s", tomlType(e))
+				return nil, keyErr(at("regex"), "want a pattern string or a list of them, got %s", tomlx.Describe(e))
 			}
 			re, err := regexp.Compile(s)
 			if err != nil {
@@ -612,7 +613,7 @@ func inferKind(path []string, vals []any) (engine.Kind, error) {
 		case bool:
 			vk = engine.Bool
 		default:
-			return 0, keyErr(path, "want numbers, strings or booleans, got %s", tomlType(v))
+			return 0, keyErr(path, "want numbers, strings or booleans, got %s", tomlx.Describe(v))
 		}
 		switch {
 		case k == engine.Unset || k == vk:
@@ -634,7 +635,7 @@ var kindNames = map[string]engine.Kind{"int": engine.Int, "float": engine.Float,
 func kindOf(path []string, v any) (engine.Kind, error) {
 	s, ok := v.(string)
 	if !ok {
-		return 0, keyErr(path, "want a type name (int, float, string, bool), got %s", tomlType(v))
+		return 0, keyErr(path, "want a type name (int, float, string, bool), got %s", tomlx.Describe(v))
 	}
 	k, ok := kindNames[s]
 	if !ok {
@@ -672,7 +673,7 @@ func declParam(path []string, name string, v any) (engine.Param, error) {
 			case "unit", "doc":
 				s, ok := val.(string)
 				if !ok {
-					return p, keyErr(kp, "want a string, got %s", tomlType(val))
+					return p, keyErr(kp, "want a string, got %s", tomlx.Describe(val))
 				}
 				if key == "unit" {
 					p.Unit = s
@@ -687,7 +688,7 @@ func declParam(path []string, name string, v any) (engine.Param, error) {
 				for _, e := range list {
 					s, ok := e.(string)
 					if !ok {
-						return p, keyErr(kp, "want strings, got %s", tomlType(e))
+						return p, keyErr(kp, "want strings, got %s", tomlx.Describe(e))
 					}
 					p.Enum = append(p.Enum, s)
 				}
@@ -708,7 +709,7 @@ func declParam(path []string, name string, v any) (engine.Param, error) {
 		}
 		return p, nil
 	}
-	return p, keyErr(path, "want a type name or a table { type = ..., unit = ..., default = ..., doc = ... }, got %s", tomlType(v))
+	return p, keyErr(path, "want a type name or a table { type = ..., unit = ..., default = ..., doc = ... }, got %s", tomlx.Describe(v))
 }
 
 // tomlValue converts a TOML value to a value of kind k.
@@ -723,7 +724,7 @@ func tomlValue(k engine.Kind, v any) (engine.Value, error) {
 				return engine.IntV(int64(x)), nil
 			}
 		}
-		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlx.Describe(v), v)
 	case engine.Float:
 		switch x := v.(type) {
 		case int64:
@@ -731,17 +732,17 @@ func tomlValue(k engine.Kind, v any) (engine.Value, error) {
 		case float64:
 			return engine.FloatV(x), nil
 		}
-		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlType(v), v)
+		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlx.Describe(v), v)
 	case engine.String:
 		if s, ok := v.(string); ok {
 			return engine.StringV(s), nil
 		}
-		return engine.Value{}, fmt.Errorf("want a string, got %s", tomlType(v))
+		return engine.Value{}, fmt.Errorf("want a string, got %s", tomlx.Describe(v))
 	case engine.Bool:
 		if b, ok := v.(bool); ok {
 			return engine.BoolV(b), nil
 		}
-		return engine.Value{}, fmt.Errorf("want true or false, got %s", tomlType(v))
+		return engine.Value{}, fmt.Errorf("want true or false, got %s", tomlx.Describe(v))
 	}
 	return engine.Value{}, fmt.Errorf("unsupported kind %v", k)
 }
@@ -794,7 +795,7 @@ func (c *config) parseMetrics(tables map[string]any, order func([]string, map[st
 				case "unit", "doc", "key":
 					s, ok := val.(string)
 					if !ok || (key == "key" && s == "") {
-						return keyErr(kk, "want a non-empty string, got %s", tomlType(val))
+						return keyErr(kk, "want a non-empty string, got %s", tomlx.Describe(val))
 					}
 					switch key {
 					case "unit":
@@ -810,7 +811,7 @@ func (c *config) parseMetrics(tables map[string]any, order func([]string, map[st
 				case "optional":
 					b, ok := val.(bool)
 					if !ok {
-						return keyErr(kk, "want true or false, got %s", tomlType(val))
+						return keyErr(kk, "want true or false, got %s", tomlx.Describe(val))
 					}
 					m.optional = b
 				default:
@@ -818,7 +819,7 @@ func (c *config) parseMetrics(tables map[string]any, order func([]string, map[st
 				}
 			}
 		default:
-			return keyErr(kp, "want a type name or a table { type = ..., unit = ..., doc = ... }, got %s", tomlType(x))
+			return keyErr(kp, "want a type name or a table { type = ..., unit = ..., doc = ... }, got %s", tomlx.Describe(x))
 		}
 		c.metrics = append(c.metrics, m)
 	}
@@ -870,32 +871,12 @@ func parseDuration(v any) (time.Duration, error) {
 	case float64:
 		d = time.Duration(x * float64(time.Second))
 	default:
-		return 0, fmt.Errorf("want a duration such as \"90s\" or a number of seconds, got %s", tomlType(v))
+		return 0, fmt.Errorf("want a duration such as \"90s\" or a number of seconds, got %s", tomlx.Describe(v))
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("must be positive, got %v", v)
 	}
 	return d, nil
-}
-
-func tomlType(v any) string {
-	switch v.(type) {
-	case int64:
-		return "an integer"
-	case float64:
-		return "a float"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a table"
-	case []map[string]any:
-		return "an array of tables"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 func sortedKeys(m map[string]any) []string {
