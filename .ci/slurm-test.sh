@@ -162,7 +162,7 @@ num_experts = [8, 16, 32, 64, 128]
 moe_ffn_scaling = ["balanced", "compute", "capacity"]
 batch_size = [32768, 65536]
 top_k = [1, 2, 4]
-seq_len = {from = 64, to = 4096, step = 64}
+seq_len = {from = 8, to = 4096, step = 8}
 EOF
 out2=$work/kill
 say "scenario 2: $("$sweep" plan "$study2" --count) points in 4 tasks; one is killed mid-run"
