@@ -2,9 +2,12 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -91,4 +94,36 @@ func tableToRecord(tbl arrow.Table) arrow.RecordBatch {
 		c.Release()
 	}
 	return rec
+}
+
+// RewriteLockName is the file whose flock(2) serialises part rewrites
+// (DropRows) between runs of different shards of one dataset.
+const RewriteLockName = ".lock-rewrite"
+
+// LockRewrite takes the rewrite lock exclusively, waiting while another run
+// rewrites parts, until ctx is done. Two shards retrying failed points may
+// both rewrite one part (a compacted part holds rows of every shard); one
+// after the other, each filters what the other wrote.
+func LockRewrite(ctx context.Context, dir string) (*DatasetLock, error) {
+	path := filepath.Join(dir, RewriteLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return &DatasetLock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
 }

@@ -293,7 +293,15 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	// retried points now have a newer row: drop their old failed rows, part
 	// by part, each replaced atomically
 	if len(retried) > 0 {
+		rl, err := dataset.LockRewrite(context.WithoutCancel(ctx), o.Out)
+		if err != nil {
+			return res, err
+		}
+		defer rl.Release()
 		for _, part := range pl.FailedParts {
+			if _, err := os.Stat(part); errors.Is(err, os.ErrNotExist) {
+				continue // another shard's retry emptied and removed it
+			}
 			n, err := dataset.DropRows(context.WithoutCancel(ctx), part, func(id string) bool { return retried[id] })
 			if err != nil {
 				return res, fmt.Errorf("dropping retried rows from %s: %w", part, err)
