@@ -162,7 +162,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 				for idx := b * block; idx < min((b+1)*block, pl.Combinations); idx++ {
 					s.Fill(idx, p)
 					if len(s.Where) > 0 {
-						keep, err := f.Keep(p)
+						keep, err := f.KeepIndex(idx, p)
 						if err != nil {
 							setErr(&mu, &firstErr, &firstErrIdx, idx, err)
 							return

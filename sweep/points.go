@@ -112,6 +112,96 @@ func (s *Study) NewFilter() *Filter {
 	return &Filter{s: s, env: map[string]any{}}
 }
 
+// keepTable is every constraint evaluated once for each combination of the
+// dimensions they read: keep[Σ step_d·mul_d] over those dimensions.
+type keepTable struct {
+	dims   []int   // dimensions read by some constraint
+	stride []int64 // combination-index stride of each
+	mul    []int64 // table stride of each
+	keep   []bool
+	err    error // the first evaluation error, reported by KeepIndex
+}
+
+// maxKeepTable bounds the table (one byte per entry).
+const maxKeepTable = 1 << 22
+
+// table builds (once) the constraint table, or returns nil when the
+// constraints read too many combinations to tabulate.
+func (s *Study) table() *keepTable {
+	s.tableOnce.Do(func() {
+		read := map[int]bool{}
+		for _, c := range s.Where {
+			for _, pi := range c.params {
+				read[pi] = true
+			}
+		}
+		t := &keepTable{}
+		size := int64(1)
+		stride := int64(1)
+		strides := make([]int64, len(s.Dims))
+		for d := len(s.Dims) - 1; d >= 0; d-- {
+			strides[d] = stride
+			stride *= int64(s.Dims[d].Len())
+		}
+		for d := range s.Dims {
+			uses := false
+			for _, pi := range s.Dims[d].Params {
+				uses = uses || read[pi]
+			}
+			if uses {
+				t.dims = append(t.dims, d)
+				t.stride = append(t.stride, strides[d])
+				size *= int64(s.Dims[d].Len())
+				if size > maxKeepTable {
+					return
+				}
+			}
+		}
+		t.mul = make([]int64, len(t.dims))
+		m := int64(1)
+		for j := len(t.dims) - 1; j >= 0; j-- {
+			t.mul[j] = m
+			m *= int64(s.Dims[t.dims[j]].Len())
+		}
+		t.keep = make([]bool, size)
+		f := s.NewFilter()
+		p := make([]engine.Value, len(s.Engine.Params()))
+		for k := int64(0); k < size; k++ {
+			copy(p, s.Base)
+			for j, d := range t.dims {
+				step := (k / t.mul[j]) % int64(s.Dims[d].Len())
+				for q, pi := range s.Dims[d].Params {
+					p[pi] = s.Dims[d].Values[q][step]
+				}
+			}
+			ok, err := f.Keep(p)
+			if err != nil {
+				t.err = err
+				break
+			}
+			t.keep[k] = ok
+		}
+		s.keepTab = t
+	})
+	return s.keepTab
+}
+
+// KeepIndex reports whether combination idx (already filled into p) passes
+// the constraints, by a lookup in a table built once per study when the
+// dimensions the constraints read are few enough, else by evaluating them.
+func (f *Filter) KeepIndex(idx int64, p []engine.Value) (bool, error) {
+	t := f.s.table()
+	if t == nil || t.err != nil {
+		return f.Keep(p)
+	}
+	k := int64(0)
+	for j, d := range t.dims {
+		step := (idx / t.stride[j]) % int64(f.s.Dims[d].Len())
+		k += step * t.mul[j]
+	}
+	return t.keep[k], nil
+}
+
 // Keep reports whether the point passes every where-constraint. Unset
 // parameters take their fixed defaults.
 func (f *Filter) Keep(p []engine.Value) (bool, error) {

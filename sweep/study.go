@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	"github.com/expr-lang/expr"
@@ -43,6 +44,9 @@ type Study struct {
 	Where []Constraint
 
 	keys map[int]string // parameter index -> dotted key that sets it (for errors)
+
+	tableOnce sync.Once
+	keepTab   *keepTable // constraints tabulated over the axes they read
 }
 
 // Dim is one dimension of the study's grid: one axis, or a [[zip]] group of

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sweep-dse/sweep/engine"
 )
 
 // loadAndExpand does what `sweep run` does before it writes anything.
@@ -158,5 +160,48 @@ routing = ["uniform", "zipf"]
 	}
 	if pl2.Points != 4 {
 		t.Fatalf("dense points %d", pl2.Points)
+	}
+}
+
+// TestKeepTableMatchesEvaluation compares the tabulated constraints with
+// evaluating them, on every combination of a study whose constraints read
+// some axes and not others.
+func TestKeepTableMatchesEvaluation(t *testing.T) {
+	text := `[study]
+name = "t"
+repeats = 2
+where = ["top_k <= num_experts", "batch_size * top_k >= 8 || d_model > 1024"]
+[axes]
+num_experts = [1, 2, 4, 8]
+seq_len = [128, 256, 512]
+top_k = {from = 1, to = 4, step = 1}
+batch_size = {from = 1, to = 8, mul = 2}
+[[zip]]
+d_model = [1024, 2048]
+n_heads = [8, 16]
+`
+	s, err := Parse("t.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.table() == nil || len(s.table().dims) != 4 {
+		t.Fatalf("table over %v", s.table())
+	}
+	f := s.NewFilter()
+	p := make([]engine.Value, len(s.Engine.Params()))
+	kept := 0
+	for idx := int64(0); idx < s.Combinations(); idx++ {
+		s.Fill(idx, p)
+		a, err1 := f.Keep(p)
+		b, err2 := f.KeepIndex(idx, p)
+		if a != b || err1 != nil || err2 != nil {
+			t.Fatalf("combination %d (%s): evaluated %v, table %v", idx, s.Describe(p), a, b)
+		}
+		if a {
+			kept++
+		}
+	}
+	if kept == 0 || kept == int(s.Combinations()) {
+		t.Fatalf("kept %d of %d: the constraints should drop some", kept, s.Combinations())
 	}
 }
