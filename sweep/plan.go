@@ -50,20 +50,26 @@ func (pl *Plan) PendingList() []int64 {
 }
 
 // keySet is a set of point-ID keys: sorted, with an index of where each
-// value of the top 16 bits starts, so a lookup is one probe of the index and
-// a search among a handful of neighbours (IDs are uniform hashes).
+// value of the top `bits` bits starts (about one key per bucket), so a
+// lookup is one probe of the index and a scan of a key or two (IDs are
+// uniform hashes).
 type keySet struct {
 	keys  []uint64
-	start []uint32 // start[t] = first position whose key has top bits >= t; len 1<<16+1
+	shift uint     // 64 - bits
+	start []uint32 // start[t] = first position whose key's top bits are >= t
 }
 
 func newKeySet(keys []uint64) keySet {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	ks := keySet{keys: keys, start: make([]uint32, 1<<16+1)}
+	b := uint(8)
+	for b < 24 && 1<<b < len(keys) {
+		b++
+	}
+	ks := keySet{keys: keys, shift: 64 - b, start: make([]uint32, 1<<b+1)}
 	j := 0
-	for t := 0; t <= 1<<16; t++ {
-		for j < len(keys) && int(keys[j]>>48) < t {
+	for t := 0; t <= 1<<b; t++ {
+		for j < len(keys) && int(keys[j]>>ks.shift) < t {
 			j++
 		}
 		ks.start[t] = uint32(j)
@@ -75,10 +81,13 @@ func (k keySet) has(x uint64) bool {
 	if len(k.keys) == 0 {
 		return false
 	}
-	t := x >> 48
-	b := k.keys[k.start[t]:k.start[t+1]]
-	_, ok := slices.BinarySearch(b, x)
-	return ok
+	t := x >> k.shift
+	for _, y := range k.keys[k.start[t]:k.start[t+1]] {
+		if y >= x {
+			return y == x
+		}
+	}
+	return false
 }
 
 // block is how many combinations one expansion task covers; a multiple of
