@@ -99,27 +99,36 @@ func init() {
 	}
 }
 
-// presetVecs caches presets as full parameter vectors (Unset where the
-// preset is silent), so Resolve fills from them without boxing.
-var modelVecs, hardwareVecs sync.Map // name -> *[nParams]engine.Value
+// presetVecs caches presets as the parameters they set, in index order, so
+// Resolve fills from them without boxing or map iteration.
+var modelVecs, hardwareVecs sync.Map // name -> *presetValues
 
-func presetVec(cache *sync.Map, name string, values map[int]any) *[nParams]engine.Value {
-	if v, ok := cache.Load(name); ok {
-		return v.(*[nParams]engine.Value)
-	}
-	var vec [nParams]engine.Value
-	for i, x := range values {
-		vec[i] = toValue(paramTable[i].Kind, x)
-	}
-	cache.Store(name, &vec)
-	return &vec
+// presetValues is a preset's parameters: idx[j] is set to vals[j].
+type presetValues struct {
+	idx  []int
+	vals []engine.Value
 }
 
-// fillVec sets every unset parameter that vec sets.
-func fillVec(p []engine.Value, vec *[nParams]engine.Value) {
-	for i := range vec {
-		if vec[i].Kind != engine.Unset && p[i].Kind == engine.Unset {
-			p[i] = vec[i]
+func presetVec(cache *sync.Map, name string, values map[int]any) *presetValues {
+	if v, ok := cache.Load(name); ok {
+		return v.(*presetValues)
+	}
+	pv := &presetValues{}
+	for i := range paramTable {
+		if x, ok := values[i]; ok {
+			pv.idx = append(pv.idx, i)
+			pv.vals = append(pv.vals, toValue(paramTable[i].Kind, x))
+		}
+	}
+	cache.Store(name, pv)
+	return pv
+}
+
+// fillVec sets every unset parameter that the preset sets.
+func fillVec(p []engine.Value, pv *presetValues) {
+	for j, i := range pv.idx {
+		if p[i].Kind == engine.Unset {
+			p[i] = pv.vals[j]
 		}
 	}
 }
