@@ -397,45 +397,17 @@ func (s *Study) ErrorAt(err error, point string) error {
 	return err
 }
 
-// toValue converts a TOML value to a parameter value of the parameter's kind.
+// toValue converts a TOML value to a parameter value of the parameter's
+// kind, checking enumerated strings.
 func toValue(p engine.Param, v any) (engine.Value, error) {
-	switch p.Kind {
-	case engine.Int:
-		switch x := v.(type) {
-		case int64:
-			return engine.IntV(x), nil
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return engine.IntV(int64(x)), nil
-			}
-		}
-		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlx.Describe(v), v)
-	case engine.Float:
-		switch x := v.(type) {
-		case int64:
-			return engine.FloatV(float64(x)), nil
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return engine.Value{}, fmt.Errorf("want a finite number, got %v", x)
-			}
-			return engine.FloatV(x), nil
-		}
-		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlx.Describe(v), v)
-	case engine.Bool:
-		if x, ok := v.(bool); ok {
-			return engine.BoolV(x), nil
-		}
-		return engine.Value{}, fmt.Errorf("want true or false, got %s %v", tomlx.Describe(v), v)
-	case engine.String:
-		if x, ok := v.(string); ok {
-			if len(p.Enum) > 0 && !contains(p.Enum, x) {
-				return engine.Value{}, fmt.Errorf("%q is not one of %s", x, strings.Join(p.Enum, ", "))
-			}
-			return engine.StringV(x), nil
-		}
-		return engine.Value{}, fmt.Errorf("want a string, got %s %v", tomlx.Describe(v), v)
+	val, err := tomlx.Value(p.Kind, v)
+	if err != nil {
+		return val, err
 	}
-	return engine.Value{}, fmt.Errorf("unsupported parameter kind %v", p.Kind)
+	if p.Kind == engine.String && len(p.Enum) > 0 && !contains(p.Enum, val.S) {
+		return engine.Value{}, fmt.Errorf("%q is not one of %s", val.S, strings.Join(p.Enum, ", "))
+	}
+	return val, nil
 }
 
 // axisValues expands a list or a range table into values.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sweep-dse/sweep/internal/tomlx"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -713,39 +712,7 @@ func declParam(path []string, name string, v any) (engine.Param, error) {
 }
 
 // tomlValue converts a TOML value to a value of kind k.
-func tomlValue(k engine.Kind, v any) (engine.Value, error) {
-	switch k {
-	case engine.Int:
-		switch x := v.(type) {
-		case int64:
-			return engine.IntV(x), nil
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return engine.IntV(int64(x)), nil
-			}
-		}
-		return engine.Value{}, fmt.Errorf("want an integer, got %s %v", tomlx.Describe(v), v)
-	case engine.Float:
-		switch x := v.(type) {
-		case int64:
-			return engine.FloatV(float64(x)), nil
-		case float64:
-			return engine.FloatV(x), nil
-		}
-		return engine.Value{}, fmt.Errorf("want a number, got %s %v", tomlx.Describe(v), v)
-	case engine.String:
-		if s, ok := v.(string); ok {
-			return engine.StringV(s), nil
-		}
-		return engine.Value{}, fmt.Errorf("want a string, got %s", tomlx.Describe(v))
-	case engine.Bool:
-		if b, ok := v.(bool); ok {
-			return engine.BoolV(b), nil
-		}
-		return engine.Value{}, fmt.Errorf("want true or false, got %s", tomlx.Describe(v))
-	}
-	return engine.Value{}, fmt.Errorf("unsupported kind %v", k)
-}
+func tomlValue(k engine.Kind, v any) (engine.Value, error) { return tomlx.Value(k, v) }
 
 // parseMetrics reads [metrics]: name = "float" or name = { type = "float",
 // unit = "s", doc = "...", key = "path.in.json", optional = true }.
