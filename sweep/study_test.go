@@ -120,17 +120,9 @@ n_heads = [8, 16]
 	}
 }
 
-func TestDuplicatePointsCollapse(t *testing.T) {
-	// d_ff_expert 256 given explicitly equals the derived value of balanced
-	// scaling at 64 experts: two combinations, one point
-	text := `[study]
-name = "t"
-[base]
-num_experts = 64
-[axes]
-d_ff_expert = [256, 512]
-moe_ffn_scaling = ["balanced", "compute"]
-`
+// planOf parses a study text and expands it against an empty dataset.
+func planOf(t *testing.T, text string) *Plan {
+	t.Helper()
 	s, err := Parse("t.toml", text)
 	if err != nil {
 		t.Fatal(err)
@@ -139,27 +131,34 @@ moe_ffn_scaling = ["balanced", "compute"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	// moe_ffn_scaling is kept as given, so all four resolve differently
+	return pl
+}
+
+// TestDistinctInputsAreDistinctPoints: resolution keeps given values, so
+// combinations that differ only in values the engine ignores (an explicit
+// d_ff_expert equal to the derived one, MoE fields of a dense layer) stay
+// distinct points.
+func TestDistinctInputsAreDistinctPoints(t *testing.T) {
+	pl := planOf(t, `[study]
+name = "t"
+[base]
+num_experts = 64
+[axes]
+d_ff_expert = [256, 512]
+moe_ffn_scaling = ["balanced", "compute"]
+`)
 	if pl.Points != 4 {
 		t.Fatalf("points %d", pl.Points)
 	}
-	text2 := `[study]
+	pl = planOf(t, `[study]
 name = "t"
 [axes]
 num_experts = [0]
 seed = [1, 2]
 routing = ["uniform", "zipf"]
-`
-	s2, err := Parse("t.toml", text2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl2, err := Expand(context.Background(), s2, t.TempDir(), PlanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pl2.Points != 4 {
-		t.Fatalf("dense points %d", pl2.Points)
+`)
+	if pl.Points != 4 {
+		t.Fatalf("dense points %d", pl.Points)
 	}
 }
 
