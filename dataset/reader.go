@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -110,46 +109,66 @@ func Index(ctx context.Context, dir string, fn func(Entry)) (bad []*CorruptError
 	if err != nil {
 		return nil, err
 	}
-	// parts are read a few at a time in parallel and delivered in order,
-	// so memory holds the rows of at most `width` parts
+	// parts are read a few at a time in parallel and delivered in order
+	// while the next ones are read, so memory holds the rows of at most
+	// 2 × width parts
 	width := max(1, runtime.GOMAXPROCS(0))
 	type result struct {
 		rows []Entry
 		err  error
+		done chan struct{}
 	}
-	for lo := 0; lo < len(parts); lo += width {
-		batch := parts[lo:min(lo+width, len(parts))]
-		res := make([]result, len(batch))
-		var wg sync.WaitGroup
-		for i, p := range batch {
-			wg.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	order := make(chan *result, len(parts)) // never blocks the reader loop
+	slots := make(chan struct{}, 2*width)
+	reading := make(chan struct{}, width)
+	go func() {
+		defer close(order)
+		for _, p := range parts {
+			select {
+			case slots <- struct{}{}: // freed when the part is delivered
+			case <-ctx.Done():
+				return
+			}
+			reading <- struct{}{}
+			r := &result{done: make(chan struct{})}
+			order <- r
 			go func() {
-				defer wg.Done()
-				res[i].err = Scan(ctx, p, []string{ColID, ColStatus, ColEngineVersion}, func(rec arrow.RecordBatch) error {
+				defer func() { <-reading; close(r.done) }()
+				r.err = Scan(ctx, p, []string{ColID, ColStatus, ColEngineVersion}, func(rec arrow.RecordBatch) error {
 					ids := rec.Column(0).(*array.String)
 					st := rec.Column(1).(*array.String)
 					ev := rec.Column(2).(*array.String)
 					for j := 0; j < ids.Len(); j++ {
-						res[i].rows = append(res[i].rows, Entry{ID: ids.Value(j), Failed: st.Value(j) != StatusOK, EngineVersion: ev.Value(j), Part: p})
+						r.rows = append(r.rows, Entry{ID: ids.Value(j), Failed: st.Value(j) != StatusOK, EngineVersion: ev.Value(j), Part: p})
 					}
 					return nil
 				})
 			}()
 		}
-		wg.Wait()
-		for _, r := range res {
-			var ce *CorruptError
-			if errors.As(r.err, &ce) {
-				bad = append(bad, ce)
-				continue
-			}
-			if r.err != nil {
-				return bad, r.err
-			}
+	}()
+	for r := range order {
+		<-r.done
+		if err := ctx.Err(); err != nil {
+			return bad, err // not a corrupt part: the reads were cancelled
+		}
+		var ce *CorruptError
+		switch {
+		case errors.As(r.err, &ce):
+			bad = append(bad, ce)
+		case r.err != nil:
+			return bad, r.err
+		default:
 			for _, e := range r.rows {
 				fn(e)
 			}
 		}
+		r.rows = nil
+		<-slots
+	}
+	if err := ctx.Err(); err != nil {
+		return bad, err
 	}
 	return bad, nil
 }

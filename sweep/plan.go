@@ -49,45 +49,65 @@ func (pl *Plan) PendingList() []int64 {
 	return out
 }
 
-// keySet is a set of point-ID keys: sorted, with an index of where each
-// value of the top `bits` bits starts (about one key per bucket), so a
-// lookup is one probe of the index and a scan of a key or two (IDs are
-// uniform hashes).
+// keySet is a set of point-ID keys: an open-addressing table with linear
+// probing, each key at the slot its top bits name (IDs are uniform hashes),
+// so a lookup reads one cache line in the common case. Zero marks an empty
+// slot; the key 0 is kept aside.
 type keySet struct {
-	keys  []uint64
-	shift uint     // 64 - bits
-	start []uint32 // start[t] = first position whose key's top bits are >= t
+	slots []uint64
+	shift uint // 64 - log2(len(slots))
+	mask  uint64
+	zero  bool // the key 0 is in the set
+	n     int
 }
 
 func newKeySet(keys []uint64) keySet {
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	b := uint(8)
-	for b < 24 && 1<<b < len(keys) {
+	b := uint(4)
+	for 1<<b < len(keys)+len(keys)/3+1 { // load at most 3/4
 		b++
 	}
-	ks := keySet{keys: keys, shift: 64 - b, start: make([]uint32, 1<<b+1)}
-	j := 0
-	for t := 0; t <= 1<<b; t++ {
-		for j < len(keys) && int(keys[j]>>ks.shift) < t {
-			j++
-		}
-		ks.start[t] = uint32(j)
+	ks := keySet{slots: make([]uint64, 1<<b), shift: 64 - b, mask: 1<<b - 1}
+	for _, k := range keys {
+		ks.add(k)
 	}
 	return ks
 }
 
-func (k keySet) has(x uint64) bool {
-	if len(k.keys) == 0 {
-		return false
+func (k *keySet) add(x uint64) {
+	if x == 0 {
+		if !k.zero {
+			k.zero = true
+			k.n++
+		}
+		return
 	}
-	t := x >> k.shift
-	for _, y := range k.keys[k.start[t]:k.start[t+1]] {
-		if y >= x {
-			return y == x
+	for i := x >> k.shift; ; i = (i + 1) & k.mask {
+		switch k.slots[i] {
+		case 0:
+			k.slots[i] = x
+			k.n++
+			return
+		case x:
+			return
 		}
 	}
-	return false
+}
+
+func (k *keySet) has(x uint64) bool {
+	if k.n == 0 {
+		return false
+	}
+	if x == 0 {
+		return k.zero
+	}
+	for i := x >> k.shift; ; i = (i + 1) & k.mask {
+		switch k.slots[i] {
+		case 0:
+			return false
+		case x:
+			return true
+		}
+	}
 }
 
 // block is how many combinations one expansion task covers; a multiple of
@@ -117,17 +137,17 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 			pl.Stale[e.EngineVersion]++
 			return
 		}
-		id, err := ParseID(e.ID)
-		if err != nil {
+		key, valid := ParseKey(e.ID)
+		if !valid {
 			return
 		}
 		if e.Failed {
 			if len(pl.FailedParts) == 0 || pl.FailedParts[len(pl.FailedParts)-1] != e.Part {
 				pl.FailedParts = append(pl.FailedParts, e.Part)
 			}
-			failedKeys = append(failedKeys, id.Key())
+			failedKeys = append(failedKeys, key)
 		} else {
-			okKeys = append(okKeys, id.Key())
+			okKeys = append(okKeys, key)
 		}
 	})
 	if err != nil {
@@ -135,6 +155,10 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	}
 	pl.Bad = bad
 	ok, failed := newKeySet(okKeys), newKeySet(failedKeys)
+	okKeys, failedKeys = nil, nil
+	// IDs are needed to look points up in the dataset and to place them in
+	// shards; a first run of a whole study needs neither
+	needID := ok.n > 0 || failed.n > 0 || o.Shard != All
 
 	pl.Pending = NewBitset(pl.Combinations)
 	var (
@@ -155,6 +179,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 			f := s.NewFilter()
 			h := NewHasher(s.Engine)
 			given := make([]engine.Value, len(p))
+			bIdx, bKey := make([]int64, 0, 64), make([]uint64, 0, 64)
 			for {
 				b := next.Add(1) - 1
 				if b >= nblocks || ctx.Err() != nil {
@@ -168,6 +193,24 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 				}
 				var cDropped, cPoints, cOther, cDone, cFailed int64
 				var local []int64
+				// lookup looks the batched keys up in the dataset: a batch of
+				// independent lookups lets their cache misses overlap
+				lookup := func() {
+					for j, k := range bKey {
+						switch {
+						case ok.has(k):
+							cDone++
+						case failed.has(k):
+							cFailed++
+							if o.RetryFailed {
+								pl.Pending.set(bIdx[j])
+							}
+						default:
+							pl.Pending.set(bIdx[j])
+						}
+					}
+					bIdx, bKey = bIdx[:0], bKey[:0]
+				}
 				for idx := b * block; idx < min((b+1)*block, pl.Combinations); idx++ {
 					s.Fill(idx, p)
 					if len(s.Where) > 0 {
@@ -196,28 +239,30 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 							return
 						}
 					}
+					if !needID {
+						cPoints++
+						pl.Pending.set(idx)
+						if len(local) < o.Preview {
+							local = append(local, idx)
+						}
+						continue
+					}
 					id := h.ID(p)
 					if !o.Shard.Has(id) {
 						cOther++
 						continue
 					}
 					cPoints++
-					k := id.Key()
-					switch {
-					case ok.has(k):
-						cDone++
-					case failed.has(k):
-						cFailed++
-						if o.RetryFailed {
-							pl.Pending.set(idx)
-						}
-					default:
-						pl.Pending.set(idx)
-					}
 					if len(local) < o.Preview {
 						local = append(local, idx)
 					}
+					bIdx = append(bIdx, idx)
+					bKey = append(bKey, id.Key())
+					if len(bKey) == cap(bKey) {
+						lookup()
+					}
 				}
+				lookup()
 				dropped.Add(cDropped)
 				points.Add(cPoints)
 				other.Add(cOther)

@@ -36,6 +36,32 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
+// ParseKey returns the Key of the hex point ID s without allocating; ok is
+// false when s is not a point ID.
+func ParseKey(s string) (key uint64, ok bool) {
+	if len(s) != 2*len(ID{}) {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		if i < 16 {
+			key = key<<4 | uint64(d)
+		}
+	}
+	return key, true
+}
+
 // Hasher computes point IDs for one engine, reusing its buffer. It is not
 // safe for concurrent use; use one per goroutine.
 type Hasher struct {

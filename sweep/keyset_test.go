@@ -1,0 +1,78 @@
+package sweep
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// TestKeySet checks the open-addressing set against a map: random keys,
+// clustered keys (equal top bits, so probes run long), the key 0, and
+// duplicates.
+func TestKeySet(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 1000, 50000} {
+		var keys []uint64
+		want := map[uint64]bool{}
+		for i := 0; i < n; i++ {
+			k := r.Uint64()
+			switch i % 10 {
+			case 1:
+				k &= 0xff // top bits zero: one long cluster
+			case 2:
+				k = 0
+			case 3:
+				if len(keys) > 0 {
+					k = keys[r.IntN(len(keys))] // a duplicate
+				}
+			}
+			keys = append(keys, k)
+			want[k] = true
+		}
+		ks := newKeySet(keys)
+		if ks.n != len(want) {
+			t.Fatalf("n=%d: set holds %d keys, want %d", n, ks.n, len(want))
+		}
+		for k := range want {
+			if !ks.has(k) {
+				t.Fatalf("n=%d: key %#x missing", n, k)
+			}
+		}
+		for i := 0; i < 10000; i++ {
+			k := r.Uint64()
+			if i%3 == 0 {
+				k &= 0xff
+			}
+			if ks.has(k) != want[k] {
+				t.Fatalf("n=%d: has(%#x) = %v, want %v", n, k, ks.has(k), want[k])
+			}
+		}
+	}
+}
+
+// TestParseKey checks ParseKey against ParseID and Key on IDs and non-IDs.
+func TestParseKey(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 1000; i++ {
+		var id ID
+		for j := range id {
+			id[j] = byte(r.Uint32())
+		}
+		s := id.String()
+		if i%2 == 1 {
+			s = strings.ToUpper(s)
+		}
+		k, ok := ParseKey(s)
+		if !ok || k != id.Key() {
+			t.Fatalf("ParseKey(%s) = %#x %v, want %#x", s, k, ok, id.Key())
+		}
+	}
+	for _, s := range []string{"", "abc", strings.Repeat("0", 31), strings.Repeat("0", 33), strings.Repeat("0", 31) + "g", "x" + strings.Repeat("0", 31)} {
+		if _, ok := ParseKey(s); ok {
+			t.Errorf("ParseKey(%q) accepted", s)
+		}
+		if _, err := ParseID(s); err == nil {
+			t.Errorf("ParseID(%q) accepted", s)
+		}
+	}
+}
