@@ -286,7 +286,9 @@ func (w *Writer) Rows() int { return w.rows }
 // Written lists the parts this writer has written.
 func (w *Writer) Written() []string { return w.written }
 
-// Append buffers one row.
+// Append buffers one row. It keeps no reference to r.ID (the point_id
+// column is plain-encoded: its bytes are copied), so the caller may reuse
+// the ID's memory.
 func (w *Writer) Append(r *Row) {
 	c := w.cols
 	c[0].putStr(r.ID)

@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 
@@ -213,6 +215,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 			h := hashers.Get().(*Hasher)
 			defer hashers.Put(h)
 			var ok, failed int64
+			var idHex [2 * len(ID{})]byte
 			for ix := lo; ix < hi; ix++ {
 				if !pl.Pending.Has(ix) {
 					continue
@@ -228,7 +231,14 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 				if err != nil && gctx.Err() != nil {
 					break // interrupted: not a result
 				}
-				r.ID = h.ID(r.Params).String()
+				if w != nil {
+					// the hex ID lives in the worker's buffer: the writer
+					// copies the point_id column's bytes (it is never a
+					// dictionary column)
+					id := h.ID(r.Params)
+					hex.Encode(idHex[:], id[:])
+					r.ID = unsafe.String(&idHex[0], len(idHex))
+				}
 				r.Status, r.Error = dataset.StatusOK, ""
 				if err != nil {
 					r.Status, r.Error = dataset.StatusFailed, err.Error()
@@ -240,7 +250,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 					w.Append(r)
 					if retried != nil {
 						retriedMu.Lock()
-						retried[r.ID] = true
+						retried[strings.Clone(r.ID)] = true
 						retriedMu.Unlock()
 					}
 					if w.Rows() >= flushRows {
