@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sweep-dse/sweep/engine"
 )
@@ -105,6 +106,7 @@ var modelVecs, hardwareVecs sync.Map // name -> *presetValues
 
 // presetValues is a preset's parameters: idx[j] is set to vals[j].
 type presetValues struct {
+	name string
 	idx  []int
 	vals []engine.Value
 }
@@ -113,7 +115,7 @@ func presetVec(cache *sync.Map, name string, values map[int]any) *presetValues {
 	if v, ok := cache.Load(name); ok {
 		return v.(*presetValues)
 	}
-	pv := &presetValues{}
+	pv := &presetValues{name: name}
 	for i := range paramTable {
 		if x, ok := values[i]; ok {
 			pv.idx = append(pv.idx, i)
@@ -123,6 +125,22 @@ func presetVec(cache *sync.Map, name string, values map[int]any) *presetValues {
 	cache.Store(name, pv)
 	return pv
 }
+
+// lastPreset remembers the preset vector looked up last, so a study that
+// uses one preset (the common case) finds it with a string comparison
+// instead of two map lookups per point.
+type lastPreset struct{ p atomic.Pointer[presetValues] }
+
+var lastModel, lastHardware lastPreset
+
+func (l *lastPreset) lookup(name string) *presetValues {
+	if pv := l.p.Load(); pv != nil && pv.name == name {
+		return pv
+	}
+	return nil
+}
+
+func (l *lastPreset) remember(pv *presetValues) { l.p.Store(pv) }
 
 // fillVec sets every unset parameter that the preset sets.
 func fillVec(p []engine.Value, pv *presetValues) {
@@ -177,11 +195,16 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		fillFrom(p, data.(map[string]engine.Value))
 	}
 	if v := p[pModel]; v.IsSet() && v.S != "custom" {
-		pre, ok := modelPresets[v.S]
-		if !ok {
-			return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
+		pv := lastModel.lookup(v.S)
+		if pv == nil {
+			pre, ok := modelPresets[v.S]
+			if !ok {
+				return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
+			}
+			pv = presetVec(&modelVecs, v.S, pre.Values)
+			lastModel.remember(pv)
 		}
-		fillVec(p, presetVec(&modelVecs, v.S, pre.Values))
+		fillVec(p, pv)
 	}
 	// hardware: config files, then preset
 	for _, fi := range []struct {
@@ -201,11 +224,16 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		hw = paramTable[pHardware].Default
 		p[pHardware] = hw
 	}
-	pre, ok := hardwarePresets[hw.S]
-	if !ok {
-		return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
+	pv := lastHardware.lookup(hw.S)
+	if pv == nil {
+		pre, ok := hardwarePresets[hw.S]
+		if !ok {
+			return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
+		}
+		pv = presetVec(&hardwareVecs, hw.S, pre.Values)
+		lastHardware.remember(pv)
 	}
-	fillVec(p, presetVec(&hardwareVecs, hw.S, pre.Values))
+	fillVec(p, pv)
 	// traces
 	var nreq int64
 	if v := p[pSeqTrace]; v.IsSet() && v.S != "" {
