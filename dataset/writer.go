@@ -206,6 +206,27 @@ func (c *column) fast(v *engine.Value) {
 	c.put(v, true)
 }
 
+// appendValues appends vals[i] to cols[i], numbers inline (the common case
+// of a sweep: a call per value costs as much as the append).
+func appendValues(cols []column, vals []engine.Value) {
+	for i := range vals {
+		v, c := &vals[i], &cols[i]
+		if c.defs == nil && v.Kind == c.kind {
+			switch v.Kind {
+			case engine.Int:
+				c.ints = append(c.ints, v.I)
+				c.n++
+				continue
+			case engine.Float:
+				c.flts = append(c.flts, v.F)
+				c.n++
+				continue
+			}
+		}
+		c.fast(v)
+	}
+}
+
 // NewWriter returns a writer of parts named part-<stem>-NNNNNN.parquet in
 // dir. meta is stored in every part's key-value metadata.
 func NewWriter(dir, stem string, eng engine.Engine, meta map[string]string) (*Writer, error) {
@@ -295,16 +316,12 @@ func (w *Writer) Append(r *Row) {
 	c[1].putStr(r.Status)
 	c[2].putStr(r.Error)
 	col := 3
-	for i := range r.Params {
-		c[col].fast(&r.Params[i])
-		col++
-	}
+	appendValues(c[col:col+len(r.Params)], r.Params)
+	col += len(r.Params)
 	nm := len(w.eng.Metrics())
 	if r.Status == StatusOK && len(r.Metrics) >= nm {
-		for i := 0; i < nm; i++ {
-			c[col].fast(&r.Metrics[i])
-			col++
-		}
+		appendValues(c[col:col+nm], r.Metrics[:nm])
+		col += nm
 	} else {
 		ok := r.Status == StatusOK
 		var unset engine.Value
