@@ -18,8 +18,11 @@ import "math"
 // never values per reference run: StreamEfficiency, OwnWriteShare,
 // SAInterference and PIMInterference. They were fitted together on the 77
 // ops of the four reference runs (docs/fidelity.md); the fit is flat around
-// them (StreamEfficiency 0.87 to 0.89, OwnWriteShare 0.42 to 0.45,
-// SAInterference 0.25 to 0.28 leave the same ops within 20 %).
+// them (StreamEfficiency 0.87 to 0.89 leave every op within 20 %,
+// OwnWriteShare 0.45 or SAInterference 0.25 one op at 21 %). The GWRITE
+// collisions of sub-batch interleaving (GwriteStall) add no constant of
+// their own: their wait follows from the controller's queue sizes and the
+// PIM op's timing.
 
 // HBM is the DRAM (and PIM) timing the cycle model needs: the NeuPIMs memory
 // JSON's channel count, request size, page size, banks and PIM coverage,
@@ -46,6 +49,8 @@ type HBM struct {
 	TCCDL         int64 // column to column, same bank group [cycles]
 	TWTRS         int64 // write to read, other bank group [cycles]
 	TRTP          int64 // read to precharge [cycles]
+	TransQueue    int64 // transactions per queue of a channel's controller (trans_queue_size), its PIM queue too
+	PIMCmdQueue   int64 // PIM commands a channel's PIM command queue holds
 
 	// Overrides of derived figures: the embedded engine's parameters
 	// hbm_bytes_per_cycle, pim_gwrite_cycles and pim_gemv_cycles.
@@ -57,12 +62,13 @@ type HBM struct {
 // DefaultHBM is the HBM2 8 Gb ×128 dual-row-buffer PIM of NeuPIMs' shipped
 // memory config (32 channels, 64 B requests, 1 KiB pages, 32 banks) and its
 // .ini (HBM2_8Gb_x128_dualpim.ini; tRTP is not in that file and takes
-// DRAMsim3's default 5).
+// DRAMsim3's default 5). The PIM command queue of 128 is fixed in NewtonSim
+// (NeuPIMSCommandQueue), not read from the .ini.
 func DefaultHBM() HBM {
 	return HBM{Channels: 32, ReqBytes: 64, PageBytes: 1024, BanksPerCh: 32, CompCoverage: 16,
 		BL: 4, Ranks: 2, BankGroups: 4, BanksPerGroup: 4,
 		CL: 14, CWL: 4, TRCDRD: 14, TRP: 14, TRFC: 260, TREFI: 3900, TFAW: 30,
-		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5, Gwrite: -1, GemvFixed: -1}
+		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5, TransQueue: 32, PIMCmdQueue: 128, Gwrite: -1, GemvFixed: -1}
 }
 
 // BurstCycles is the data-bus time of one request: BL/2 [cycles] (double
@@ -188,6 +194,19 @@ func (s *Systolic) GEMMBytes(T, K, N, dtype, req int64, neupimsStore bool) (read
 	return reads, first, writes
 }
 
+// GEMMElemBytes is what the GEMM [T,K]×[K,N] takes from NeuPIMs' address
+// counter (GwriteHit): GEMMBytes without the extra request of every load
+// and store instruction, reads (K·N + T·K)·dtype + tt·W·dtype, writes
+// T·N·dtype or, with neupimsStore, T·min(T,N)·dtype [B].
+func (s *Systolic) GEMMElemBytes(T, K, N, dtype int64, neupimsStore bool) (reads, writes int64) {
+	tt := ceilDiv(T, s.H)
+	reads = (K*N+T*K)*dtype + tt*s.W*dtype
+	if neupimsStore {
+		return reads, T * min(T, N) * dtype
+	}
+	return reads, T * N * dtype
+}
+
 // GEMMCycles is the weight-stationary GEMM [T,K]×[K,N] with loads before
 // compute [cycles], given load, the cycles the first token tile's operands
 // take to arrive (GEMMLoadCycles):
@@ -310,6 +329,125 @@ func PIMSlowdown(saMem, pim float64) float64 {
 	return 1 + PIMInterference*min(1, saMem/pim)
 }
 
+// GWRITE collisions of sub-batch interleaving. Read from NeuPIMs'
+// MemoryAccess::from_instruction, AddressConfig::switch_co_ch,
+// make_address and encode_pim_header, NeuPIMSLogitSoftmax and
+// NeuPIMSAttend, and from NewtonSim's NeuPIMSController::
+// ScheduleTransaction and the request map of NewtonSim (the class that
+// hands DRAM completions back to the NPU); confirmed by tracing the
+// controllers of the reference sub-batch run:
+//
+// NeuPIMs does not store a tensor at its own addresses: every element an
+// NPU load or store moves, of the array's ops and of the PIM ops' softmax
+// and partial-sum stores alike, takes the next 2-byte address of one
+// counter, which restarts at zero every AddressPeriod bytes. With the
+// column and channel bits swapped, the first channels·req bytes after each
+// restart are column 0 of row 0 of bank 0 in every channel, the next ones
+// column 1, and so on. NeuPIMs' PIM GWRITEs use exactly such addresses:
+// NeuPIMSLogitSoftmax's column 0 of every channel, NeuPIMSAttend's the
+// column of its header's gwrite flag (the top column bit, column 8 of 16).
+// An array request to the address of a GWRITE its channel's PIM op has
+// already queued waits until the last GWRITE queued before it has
+// completed:
+//
+//   - a store, because the controller moves no write into the command
+//     queues while an older PIM transaction to the same address is
+//     pending, and moves no other write while that one is first in line —
+//     the channel's write buffer fills and the array's later requests to
+//     that channel queue behind it;
+//   - a load, because NewtonSim hands every completion to the oldest
+//     outstanding request with that address, reads and GWRITEs alike: the
+//     load's own completion goes to the oldest queued GWRITE, each
+//     GWRITE's to the next, and the load gets its data only with the
+//     completion of the last GWRITE queued before it. A vector op's rows
+//     are computed in order, so every row after it waits too.
+//
+// The counter restarts a few times per stage; whether a restart falls into
+// an array op's loads or stores while a PIM op runs is a matter of the
+// bytes moved before, which the front end counts (neupimsio). In the
+// reference sub-batch run it falls into stage C's FFN LayerNorm's stores
+// and stage D's attention residual's loads, both during LogitSoftmax.
+
+// AddressPeriod is the period of NeuPIMs' address counter:
+// d_model²·5·2/tp [B] (the counter advances 2 bytes per element moved).
+func AddressPeriod(dmodel, tp int64) int64 {
+	if tp <= 0 {
+		return 0
+	}
+	return dmodel * dmodel * 5 * 2 / tp
+}
+
+// GwriteSpan is where, after each restart of the address counter, the
+// GWRITE address of column col of row 0, bank 0 lies for every channel:
+// counter bytes [col·channels·req, (col+1)·channels·req).
+func (h *HBM) GwriteSpan(col int64) (from, to int64) {
+	w := h.Channels * h.ReqBytes
+	return col * w, (col + 1) * w
+}
+
+// AttendGwriteColumn is the column of NeuPIMSAttend's GWRITE address: its
+// header encodes the gwrite flag in the top column bit,
+// page_bytes/req_bytes/2 (8 for 1 KiB pages of 64 B requests).
+func (h *HBM) AttendGwriteColumn() int64 { return max(1, h.PageBytes/max(1, h.ReqBytes)) / 2 }
+
+// GwriteHit reports whether the address counter bytes [from, to) (counted
+// since the run began) reach a GWRITE address of column col
+// (GwriteSpan), the counter restarting every period bytes, and where the
+// first one lies, as the fraction of [from, to) before it.
+func (h *HBM) GwriteHit(from, to float64, period, col int64) (frac float64, ok bool) {
+	if period <= 0 || to <= from {
+		return 0, false
+	}
+	lo, hi := h.GwriteSpan(col)
+	p := float64(period)
+	k := math.Floor(from / p)
+	for ; k*p+float64(lo) < to; k++ {
+		a, b := k*p+float64(lo), k*p+float64(hi)
+		if b > from {
+			return max(0, a-from) / (to - from), true
+		}
+	}
+	return 0, false
+}
+
+// GwriteStall is the wait [cycles] of an array request that lands on a
+// GWRITE address at t while the PIM op queueing those GWRITEs runs from
+// pimFrom to pimTo (same time base):
+//
+//	min(window, t − pimFrom, pimTo − t)   for pimFrom ≤ t < pimTo, else 0
+//
+// window from GwriteBlockCycles. The request waits for the GWRITEs queued
+// ahead of it, never beyond the op's end; early in the op its queues hold
+// only its first transactions, whose GWRITEs issue at once (NeuPIMs' stage
+// E: one GWRITE queued 250 cycles in, no wait), which the second term
+// stands for.
+func GwriteStall(t, pimFrom, pimTo, window float64) float64 {
+	if t < pimFrom || t >= pimTo {
+		return 0
+	}
+	return max(0, min(window, t-pimFrom, pimTo-t))
+}
+
+// GwriteBlockCycles is how long an array request waits when it lands on
+// the address of a GWRITE its channel's PIM op has queued: until the PIM
+// has worked through the transactions queued ahead of it, a full PIM
+// transaction queue and PIM command queue (the controller moves a PIM
+// transaction into its command queue every cycle the array has no read
+// waiting, so the command queue is full once the array has paused its
+// loads, computing a GEMM or storing a vector op's rows),
+//
+//	(TransQueue + PIMCmdQueue) · perTransaction  [cycles]
+//
+// with perTransaction the PIM op's cycles per transaction
+// (PIMCost.LogitTransactionCycles, AttendTransactionCycles). In the
+// reference sub-batch run the waits during LogitSoftmax were 7.4 to 8.5
+// thousand cycles (stage C's stores, per channel) and 8.5 thousand (stage
+// D's load); this window, with the op's PIMSlowdown, gives 8.5 and 8.3
+// thousand.
+func (h *HBM) GwriteBlockCycles(perTransaction float64) float64 {
+	return float64(h.TransQueue+h.PIMCmdQueue) * perTransaction
+}
+
 // PIMRequest is the PIM work of one decode request in its channel.
 type PIMRequest struct {
 	Logit, Attend int64 // busy cycles of the two PIM ops, before refresh
@@ -333,6 +471,7 @@ type PIMCost struct {
 	PerKeyTile  int64 // GEMV tiles of one tile of banks keys over every query page [cycles]
 	PerChunk    int64 // attend work of one chunk of page scores over every head [cycles]
 	Heads       int64
+	Chunks      int64 // query pages ceil(heads·qk/page), one GWRITE each
 	Banks, Page int64 // keys per GEMV tile, values per DRAM page
 	VTiles      int64 // ceil(v/banks)
 	Dtype, Req  int64
@@ -371,8 +510,33 @@ func (h *HBM) PIMCosts(heads, qk, v, dtype int64) PIMCost {
 		LogitBase:  chunks * gw,
 		PerKeyTile: (chunks-1)*h.GemvTileCycles(perPage, comps) + h.GemvTileCycles(last, comps),
 		PerChunk:   heads * (gw + vt*h.GemvTileCycles(1, 1)),
-		Heads:      heads, Banks: banks, Page: page, VTiles: vt, Dtype: dtype, Req: h.ReqBytes,
+		Heads:      heads, Chunks: chunks, Banks: banks, Page: page, VTiles: vt, Dtype: dtype, Req: h.ReqBytes,
 	}
+}
+
+// LogitTransactionCycles is NeuPIMSLogitSoftmax's busy time per PIM
+// transaction in a channel: a key tile is, per query page, one P_HEADER and
+// one COMPS_READRES per head of the page, chunks + heads transactions in
+// PerKeyTile cycles, stretched by refresh:
+// PerKeyTile / (chunks + heads) / RefreshFactor [cycles].
+func (c *PIMCost) LogitTransactionCycles(h *HBM) float64 {
+	n := c.Chunks + c.Heads
+	if n <= 0 {
+		return 0
+	}
+	return float64(c.PerKeyTile) / float64(n) / h.RefreshFactor()
+}
+
+// AttendTransactionCycles is NeuPIMSAttend's: a chunk of page scores is,
+// per head, one GWRITE and per value tile one P_HEADER and one
+// COMPS_READRES, heads·(1 + 2·VTiles) transactions in PerChunk cycles:
+// PerChunk / (heads·(1 + 2·VTiles)) / RefreshFactor [cycles].
+func (c *PIMCost) AttendTransactionCycles(h *HBM) float64 {
+	n := c.Heads * (1 + 2*c.VTiles)
+	if n <= 0 {
+		return 0
+	}
+	return float64(c.PerChunk) / float64(n) / h.RefreshFactor()
 }
 
 // Request is the PIM work of one request with KV length seq [cycles, B].

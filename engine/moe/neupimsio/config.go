@@ -248,9 +248,10 @@ func Load(fs Files) (*Run, error) {
 
 // loadIni reads the DRAMsim3-style .ini: geometry (bankgroups,
 // banks_per_group, rows, columns, device_width, BL, channel_size,
-// bus_width) and timing (CL, CWL, tRCDRD, tRP, tRFC, tREFI, tFAW, tCCD_S,
-// tCCD_L, tWTR_S, tRTP). Ranks follow DRAMsim3: channel_size MB over the MB
-// of one rank = page·rows·banks·(bus_width/device_width).
+// bus_width), timing (CL, CWL, tRCDRD, tRP, tRFC, tREFI, tFAW, tCCD_S,
+// tCCD_L, tWTR_S, tRTP) and the controller's trans_queue_size. Ranks follow
+// DRAMsim3: channel_size MB over the MB of one rank =
+// page·rows·banks·(bus_width/device_width).
 func loadIni(path string, h *moe.HBM) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -314,6 +315,7 @@ func loadIni(path string, h *moe.HBM) error {
 		{"CL", -1, &h.CL}, {"CWL", -1, &h.CWL}, {"tRCDRD", -1, &h.TRCDRD}, {"tRP", -1, &h.TRP},
 		{"tRFC", -1, &h.TRFC}, {"tREFI", -1, &h.TREFI}, {"tFAW", -1, &h.TFAW},
 		{"tCCD_S", -1, &h.TCCDS}, {"tCCD_L", -1, &h.TCCDL}, {"tWTR_S", -1, &h.TWTRS}, {"tRTP", 5, &h.TRTP},
+		{"trans_queue_size", 32, &h.TransQueue},
 	} {
 		v, err := get(fl.key, fl.def)
 		if err != nil {

@@ -44,6 +44,89 @@ func (r *Result) Total() int64 {
 	return t
 }
 
+// pimPhase is one PIM op of the program beside an array program, as the
+// GWRITE collisions need it (moe.GwriteHit, moe.GwriteStall).
+type pimPhase struct {
+	from, to float64 // cycles since the stage's start
+	elems    float64 // bytes its stores take from the address counter, spread evenly over [from, to)
+	col      int64   // column of its GWRITE address (moe.HBM.GwriteSpan)
+	window   float64 // moe.HBM.GwriteBlockCycles of the op
+}
+
+// counterAt is what the PIM ops' stores have taken from the address
+// counter by t [B].
+func counterAt(pim []pimPhase, t float64) float64 {
+	var c float64
+	for _, p := range pim {
+		if t >= p.to {
+			c += p.elems
+		} else if t > p.from {
+			c += p.elems * (t - p.from) / (p.to - p.from)
+		}
+	}
+	return c
+}
+
+// gwriteDelay is the extra wait of an array op whose loads (reads bytes,
+// readElems from the counter) or stores (writes, writeElems) reach a GWRITE
+// address of a PIM op running beside it (moe.GwriteHit, moe.GwriteStall):
+// its loads enter the controller at the acceptance rate from the op's
+// start t0, its stores once its loads have streamed in at the bus peak
+// behind the backlog. It returns the earliest end of the op, in cycles
+// from t0, that the waiting request allows, and 0 when none waits:
+//
+//	load hit at fraction f:  f·reads/accept + stall + (1−f)·writes/accept
+//	store hit at fraction f: (backlog + reads)/peak + writes/accept + stall
+//
+// (the rows after the waiting one still have their stores to make; a store
+// that waits holds its channel's later stores behind it). counter is the
+// counter position at t0 [B, since the run began].
+//
+// A GEMM's loads enter the same way, and its output cannot be complete
+// before the waiting operand has arrived and the last tile instruction has
+// drained; its few stores are made at its end (cycles), so a store that
+// waits delays the end by the wait:
+//
+//	load hit at fraction f:  f·reads/accept + stall + drain
+//	store hit:               cycles + stall
+func (r *Run) gwriteDelay(pim []pimPhase, counter, t0, backlog float64, o moe.OpCost, readElems, writeElems int64, vector bool) float64 {
+	h := &r.HBM
+	period := moe.AddressPeriod(r.DModel, r.TP)
+	if len(pim) == 0 || period <= 0 {
+		return 0
+	}
+	accept, peak := h.AcceptBytesPerCycle(), h.PeakBytesPerCycle()
+	rd, wr := float64(o.Reads), float64(o.Writes)
+	var end float64
+	for _, p := range pim {
+		if f, ok := h.GwriteHit(counter, counter+float64(readElems), period, p.col); ok {
+			t := f * rd / accept
+			if st := moe.GwriteStall(t0+t, p.from, p.to, p.window); st > 0 {
+				if vector {
+					end = max(end, t+st+(1-f)*wr/accept)
+				} else {
+					end = max(end, t+st+float64(r.Array.DrainCycles()))
+				}
+			}
+		}
+		w0 := counter + float64(readElems)
+		if _, ok := h.GwriteHit(w0, w0+float64(writeElems), period, p.col); ok {
+			t := (backlog + rd) / peak
+			if !vector {
+				t = float64(o.Cycles)
+			}
+			if st := moe.GwriteStall(t0+t, p.from, p.to, p.window); st > 0 {
+				if vector {
+					end = max(end, t+wr/accept+st)
+				} else {
+					end = max(end, t+st)
+				}
+			}
+		}
+	}
+	return end
+}
+
 // saProgram lists the array's ops of one stage for a sub-batch of rows
 // tokens, in NeuPIMs' order (StageProgram): projection, attention residual,
 // LayerNorm, FC1, GELU, FC2, FFN residual when proj is set; LayerNorm and QKV
@@ -51,22 +134,37 @@ func (r *Result) Total() int64 {
 // write backlog passes from op to op, and the memory-bound part of an op
 // that runs while the stage's PIM program is still working (until pimEnd,
 // cycles from the stage's start; 0 when none) is stretched by
-// moe.PIMStretched. saMem is the program's memory-bound cycles before
-// stretching.
-func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops []Op, saMem, backlog float64) {
+// moe.PIMStretched. An op whose loads or stores reach the address of a
+// GWRITE the PIM program has queued waits for it (gwriteDelay); counter is
+// the address counter at the stage's start [B] and pim the PIM program
+// (nil when none). saMem is the program's memory-bound cycles before
+// stretching and elems what its ops took from the counter [B].
+func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry, counter float64, pim []pimPhase) (ops []Op, saMem, backlog, elems float64) {
 	if rows == 0 {
-		return nil, 0, carry
+		return nil, 0, carry, 0
 	}
 	E, tp := r.DModel, r.TP
 	dev := r.Device()
 	seq := moe.Seq{Dev: dev, Backlog: carry, PIMEnd: pimEnd}
-	add := func(name string, o moe.OpCost) {
+	// run times one op: the op's timing from seq, then the wait for a
+	// GWRITE collision, which delays the ops after it too
+	run := func(name string, readElems, writeElems int64, vector bool, op func() moe.OpCost) {
+		t0, queued := seq.T, seq.Backlog
+		c := counter + elems + counterAt(pim, t0)
+		o := op()
+		if end := r.gwriteDelay(pim, c, t0, queued, o, readElems, writeElems, vector); end > 0 {
+			if d := int64(math.Ceil(end)) + r.HBM.ReadLatency() - o.Cycles; d > 0 {
+				o.Cycles += d
+				seq.T += float64(d)
+			}
+		}
+		elems += float64(readElems + writeElems)
 		ops = append(ops, Op{Name: name, Compute: o.Compute, WeightLoad: o.WeightLoad, Reads: o.Reads,
 			Writes: o.Writes, End: o.Cycles, memBytes: o.MemBytes})
 	}
 	gemm := func(name string, K, N int64) {
-		o := seq.GEMM(rows, K, N, true)
-		add(name, o)
+		re, we := r.Array.GEMMElemBytes(rows, K, N, r.Dtype, true)
+		run(name, re, we, false, func() moe.OpCost { return seq.GEMM(rows, K, N, true) })
 	}
 	// vector op over rows of width w, reading in inputs per row (and, for a
 	// LayerNorm, gamma and beta once); one vector pass per row costs pass
@@ -76,7 +174,9 @@ func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops 
 		if ln {
 			readRows, pass = readRows+2, 5
 		}
-		add(name, seq.Vector(dev.RowBytes(readRows, w), dev.RowBytes(rows, w), rows*pass))
+		run(name, readRows*w*r.Dtype, rows*w*r.Dtype, true, func() moe.OpCost {
+			return seq.Vector(dev.RowBytes(readRows, w), dev.RowBytes(rows, w), rows*pass)
+		})
 	}
 	if proj {
 		gemm("layer0.attn.proj", E/tp, E)
@@ -91,7 +191,7 @@ func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry float64) (ops 
 		vector("layer0.attn.ln", E, 1, true)
 		gemm("layer0.attn.QKVgen", E, 3*E/tp)
 	}
-	return ops, seq.Mem, seq.Backlog
+	return ops, seq.Mem, seq.Backlog, elems
 }
 
 // Device is the hardware of the run for the shared op timing.
@@ -101,10 +201,12 @@ func (r *Run) Device() moe.Device {
 
 // pimProgram returns the two PIM ops (logit+softmax, attend) of a sub-batch
 // and the mean channel's cycles and the number of PIM read results, from
-// the shared moe.PIMCost and moe.PIMBatch.
-func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readres int64) {
+// the shared moe.PIMCost and moe.PIMBatch, and for each op what its stores
+// take from the address counter and its GWRITE block window (pimPhase;
+// from and to are left for the caller).
+func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readres int64, phases []pimPhase) {
 	if len(reqs) == 0 {
-		return nil, 0, 0
+		return nil, 0, 0, nil
 	}
 	h := &r.HBM
 	heads := r.Heads / r.TP
@@ -119,7 +221,22 @@ func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readre
 		{Name: "layer0.attn.NeuPIMSLogitSoftmax", PIM: true, End: lc, Writes: b.LogitWrites, Compute: int64(len(reqs)) * heads * 5},
 		{Name: "layer0.attn.NeuPIMSAttend", PIM: true, End: ac, Writes: b.AttendWrites},
 	}
-	return ops, lm + am, b.ReadRes
+	// counter bytes of the stores: a softmax store per head of seq values;
+	// a partial-sum store, for every value tile of every head, of
+	// banks·VTiles values (moe.PIMCost.Request without the extra request
+	// of each store instruction)
+	var logitElems, attendElems int64
+	for _, q := range reqs {
+		logitElems += heads * int64(q.SeqLen) * r.Dtype
+		if int64(q.SeqLen) > cost.Page {
+			attendElems += heads * cost.VTiles * cost.Banks * cost.VTiles * r.Dtype
+		}
+	}
+	phases = []pimPhase{
+		{elems: float64(logitElems), col: 0, window: h.GwriteBlockCycles(cost.LogitTransactionCycles(h))},
+		{elems: float64(attendElems), col: h.AttendGwriteColumn(), window: h.GwriteBlockCycles(cost.AttendTransactionCycles(h))},
+	}
+	return ops, lm + am, b.ReadRes, phases
 }
 
 func ceil(a, b int64) int64 { return (a + b - 1) / b }
@@ -154,8 +271,10 @@ func (r *Run) split() (sb1, sb2 []moe.Request) {
 // QKV#2 ∥ MHA#1; E proj/FFN#1 ∥ MHA#2; F proj/FFN#2. A stage lasts as long as
 // the longer of its two programs; when both run, the PIM program slows by
 // moe.PIMSlowdown and the array's memory-bound time by moe.PIMStretched while
-// the PIM program lasts. The array's write backlog passes to the next stage,
-// less what the bus drains while the array idles.
+// the PIM program lasts, and an array op whose addresses reach a GWRITE the
+// PIM program has queued waits for it (gwriteDelay; NeuPIMs' address
+// counter runs on over all stages). The array's write backlog passes to
+// the next stage, less what the bus drains while the array idles.
 func (r *Run) Simulate() *Result {
 	type plan struct {
 		name      string
@@ -179,10 +298,14 @@ func (r *Run) Simulate() *Result {
 	// carry is the write backlog the array's last op left at the end of the
 	// previous stage [B]; the bus drains it at its peak while the array idles
 	var carry float64
+	// counter is NeuPIMs' address counter, in bytes since the run began
+	// (moe.AddressPeriod): the array's ops and the PIM ops' stores take
+	// from it in the order they run
+	var counter float64
 	peak := r.HBM.PeakBytesPerCycle()
 	for _, p := range plans {
-		pim, pimMean, readres := r.pimProgram(p.pim)
-		var left float64
+		pim, pimMean, readres, phases := r.pimProgram(p.pim)
+		var left, elems float64
 		var pimT float64
 		for i := range pim {
 			pimT += float64(pim[i].End)
@@ -191,16 +314,28 @@ func (r *Run) Simulate() *Result {
 		if len(pim) > 0 && len(p.sa) > 0 {
 			// the PIM program slows by the array traffic that overlaps it,
 			// and the array's memory-bound time while the PIM works
-			_, saMem, _ := r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry)
+			_, saMem, _, _ := r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry, counter, nil)
 			factor := moe.PIMSlowdown(saMem, pimT)
 			for i := range pim {
 				pim[i].End = int64(math.Round(float64(pim[i].End) * factor))
 			}
 			pimMean = int64(math.Round(float64(pimMean) * factor))
 			pimT *= factor
-			sa, _, left = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, pimT, carry)
+			// the PIM ops run one after the other from the stage's start,
+			// their transactions slowed like the ops
+			var t float64
+			for i := range phases {
+				phases[i].from, phases[i].to = t, t+float64(pim[i].End)
+				phases[i].window *= factor
+				t = phases[i].to
+			}
+			sa, _, left, elems = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, pimT, carry, counter, phases)
 		} else {
-			sa, _, left = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry)
+			sa, _, left, elems = r.saProgram(int64(len(p.sa)), p.proj, p.qkv, 0, carry, counter, nil)
+		}
+		counter += elems
+		for _, ph := range phases {
+			counter += ph.elems
 		}
 		// lay the ops end to end from the stage's start
 		t := now
