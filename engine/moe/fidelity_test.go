@@ -39,6 +39,7 @@ var traceFiles = map[string]string{
 	"upstream-clb0-bs512": "share-gpt2-bs512-ms7B-tp4-clb-0.csv",
 	"gen-clb0-bs256":      "share-gpt2-bs256-ms7B-tp4-pp1-clb-0.csv",
 	"gen-clb0-bs128":      "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv",
+	"gen-clb0-bs192":      "share-gpt2-bs192-ms7B-tp4-pp1-clb-0.csv",
 }
 
 func readCSV(t *testing.T, path string) []map[string]string {
@@ -111,11 +112,55 @@ func rel(model, ref int64) float64 { return float64(model-ref) / float64(ref) }
 // TestFidelity runs the NeuPIMs front end on every reference run's configs,
 // reads back the files it writes, and compares them per stage and per op
 // with the real NeuPIMs outputs. `go test ./engine/moe -run TestFidelity -v`
-// prints the table of docs/fidelity.md.
+// prints the tables of docs/fidelity.md.
 func TestFidelity(t *testing.T) {
+	checkFidelity(t, "neupims-results", knownMisses)
+}
+
+// heldOutMisses are the iteration totals ("<run> total"), stages ("<run>
+// <stage> (stage)") and ops of the held-out runs that miss their target,
+// each with the bound the test holds it to (docs/fidelity.md, "Held-out
+// runs"). They record where the model does not yet generalise: GEMM weight
+// streams of GPT-3 30B run about 6 % faster in NeuPIMs than the stream
+// efficiency fitted on 7B and 13B gives, and a few memory-bound vector ops
+// (1 to 5 % of a stage) of the other runs are off by 20 to 60 %.
+var heldOutMisses = map[string]float64{
+	"gpt3-7B sub-batch-off gen-clb0-bs192 A SA layer0.attn.ln":  0.3,   // +28.4 %
+	"gpt3-7B sub-batch-off gen-clb0-bs192 E SA layer0.ffn.ln":   0.28,  // +26.6 %
+	"gpt3-30B sub-batch-off gen-clb0-bs128 E (stage)":           0.09,  // +7.6 %
+	"gpt3-30B sub-batch-off gen-clb0-bs128 total":               0.045, // +4.4 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":   0.28,  // -26.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.gelu":  0.29,  // -27.2 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.28,  // +26.3 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.gelu":  0.33,  // -31.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":  0.36,  // -34.5 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":    0.39,  // +37.8 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.attn.proj": 0.25,  // -23.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.3,   // +28.6 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.ln":    0.22,  // -20.6 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.41,  // -39.3 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":   0.42,  // +40.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu": 0.59,  // -57.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":  0.26,  // -24.6 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 total":                0.04,  // +3.5 %
+
+}
+
+// TestFidelityHeldOut is TestFidelity on runs of the real NeuPIMs that no
+// constant of the model was fitted on (testdata/neupims-heldout: other batch
+// sizes, another trace, GPT-3 30B, sub-batch mode on for 7B and 13B), held
+// to the same targets except where heldOutMisses says otherwise.
+func TestFidelityHeldOut(t *testing.T) {
+	checkFidelity(t, "neupims-heldout", heldOutMisses)
+}
+
+// checkFidelity compares the front end with the NeuPIMs runs of
+// testdata/<results>, holding every total, stage and op to its target or
+// to its bound in misses.
+func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 	td := filepath.Join("testdata", "neupims")
-	stages := readCSV(t, filepath.Join("testdata", "neupims-results", "stages.csv"))
-	ops := readCSV(t, filepath.Join("testdata", "neupims-results", "ops.csv"))
+	stages := readCSV(t, filepath.Join("testdata", results, "stages.csv"))
+	ops := readCSV(t, filepath.Join("testdata", results, "ops.csv"))
 	var runs []refRun
 	seen := map[refRun]bool{}
 	for _, s := range stages {
@@ -128,10 +173,19 @@ func TestFidelity(t *testing.T) {
 	if len(runs) == 0 {
 		t.Fatal("no reference runs")
 	}
+	seenMisses := map[string]bool{}
+	// limit returns the bound of key: its entry in misses, or target
+	limit := func(key string, target float64) float64 {
+		if b, ok := misses[key]; ok {
+			seenMisses[key] = true
+			return b
+		}
+		return target
+	}
 	var table strings.Builder
 	table.WriteString("| run | stage | op | NeuPIMs cycles | sweep cycles | error |\n|---|---|---|---:|---:|---:|\n")
 	var worstTotal, worstStage, worstOp float64
-	var opMisses, nOps, seenMisses int
+	var opMisses, nOps, stageMisses, totalMisses int
 	for _, run := range runs {
 		tf, ok := traceFiles[run.trace]
 		if !ok {
@@ -172,9 +226,14 @@ func TestFidelity(t *testing.T) {
 			modTotal += m
 			e := rel(m, ref)
 			worstStage = max(worstStage, math.Abs(e))
-			fmt.Fprintf(&table, "| %s | %s | (stage) | %d | %d | %+.1f %% |\n", name, st, ref, m, 100*e)
+			mark := ""
 			if math.Abs(e) > targetStage {
-				t.Errorf("%s stage %s: %d cycles, NeuPIMs %d (%+.1f %%, target ±%.0f %%)", name, st, m, ref, 100*e, 100*targetStage)
+				stageMisses++
+				mark = " (over 7 %)"
+			}
+			fmt.Fprintf(&table, "| %s | %s | (stage) | %d | %d | %+.1f %%%s |\n", name, st, ref, m, 100*e, mark)
+			if b := limit(name+" "+st+" (stage)", targetStage); math.Abs(e) > b {
+				t.Errorf("%s stage %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, m, ref, 100*e, 100*b)
 			}
 			// ops of this stage
 			modOps := map[string]int64{}
@@ -213,27 +272,29 @@ func TestFidelity(t *testing.T) {
 					mark = " (over 20 %)"
 				}
 				fmt.Fprintf(&table, "| %s | %s | %s | %d | %d | %+.1f %%%s |\n", name, st, k, refOps[k], m, 100*e, mark)
-				limit := targetOp
-				if b, ok := knownMisses[name+" "+st+" "+k]; ok {
-					limit = b
-					seenMisses++
-				}
-				if math.Abs(e) > limit {
-					t.Errorf("%s stage %s op %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, k, m, refOps[k], 100*e, 100*limit)
+				if b := limit(name+" "+st+" "+k, targetOp); math.Abs(e) > b {
+					t.Errorf("%s stage %s op %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, k, m, refOps[k], 100*e, 100*b)
 				}
 			}
 		}
 		e := rel(modTotal, refTotal)
 		worstTotal = max(worstTotal, math.Abs(e))
-		fmt.Fprintf(&table, "| %s | total | | %d | %d | %+.2f %% |\n", name, refTotal, modTotal, 100*e)
+		mark := ""
 		if math.Abs(e) > targetTotal {
-			t.Errorf("%s: iteration %d cycles, NeuPIMs %d (%+.2f %%, target ±%.0f %%)", name, modTotal, refTotal, 100*e, 100*targetTotal)
+			totalMisses++
+			mark = " (over 3 %)"
+		}
+		fmt.Fprintf(&table, "| %s | total | | %d | %d | %+.2f %%%s |\n", name, refTotal, modTotal, 100*e, mark)
+		if b := limit(name+" total", targetTotal); math.Abs(e) > b {
+			t.Errorf("%s: iteration %d cycles, NeuPIMs %d (%+.2f %%, limit ±%.1f %%)", name, modTotal, refTotal, 100*e, 100*b)
 		}
 	}
-	if seenMisses != len(knownMisses) {
-		t.Errorf("%d of the %d known misses found among the reference ops", seenMisses, len(knownMisses))
+	for k := range misses {
+		if !seenMisses[k] {
+			t.Errorf("known miss %q is not among the reference runs", k)
+		}
 	}
-	t.Logf("relative error, sweep neupims vs NeuPIMs:\n%s", table.String())
-	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; %d of %d ops beyond the 20 %% op target",
-		100*worstTotal, 100*worstStage, 100*worstOp, opMisses, nOps)
+	t.Logf("relative error, sweep neupims vs NeuPIMs (testdata/%s):\n%s", results, table.String())
+	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; beyond target: %d of %d totals, %d stages, %d of %d ops",
+		100*worstTotal, 100*worstStage, 100*worstOp, totalMisses, len(runs), stageMisses, opMisses, nOps)
 }
