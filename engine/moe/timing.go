@@ -143,7 +143,6 @@ const (
 // ops before it leave (attnStage applies that).
 type attnWork struct {
 	pimCycles int64 // PIM: NeuPIMSLogitSoftmax + NeuPIMSAttend [cycles]
-	npuMACs   int64 // NPU: the attention GEMVs' MACs
 	kvBytes   int64 // KV cache read [B]
 	scores    int64 // attention scores (softmax elements)
 	rows      int64 // softmax rows: batch·heads
@@ -201,12 +200,12 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 	ch, row := int64(0), 0
 	lastSeq, lastReq, lastRR := int64(-1), PIMRequest{}, int64(0)
 	for r := int64(0); r < c.batch && len(c.seqTrace) > 0; r++ {
-		s := c.seqLen
 		q := c.seqTrace[row]
 		if row++; row == len(c.seqTrace) {
 			row = 0
 		}
-		s, ch = int64(q.SeqLen), int64(q.Channel)
+		s := int64(q.SeqLen)
+		ch = int64(q.Channel)
 		if ch >= c.channels {
 			ch %= c.channels
 		}
