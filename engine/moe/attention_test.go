@@ -21,14 +21,14 @@ func TestAttentionClosedFormMatchesLoop(t *testing.T) {
 		c := e.config(p)
 		var a, b attnWork
 		la, aa := make([]int64, c.channels), make([]int64, c.channels)
-		c.attention(&a, la, aa)
+		c.attention(&a, la, aa, nil)
 		trace := make([]Request, c.batch)
 		for j := range trace {
 			trace[j] = Request{SeqLen: int32(c.seqLen), Channel: int32(int64(j) % c.channels)}
 		}
 		c.seqTrace = trace
 		lb, ab := make([]int64, c.channels), make([]int64, c.channels)
-		c.attention(&b, lb, ab)
+		c.attention(&b, lb, ab, nil)
 		if a != b {
 			t.Fatalf("%v: closed form %+v, loop %+v", kv, a, b)
 		}

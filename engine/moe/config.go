@@ -34,6 +34,7 @@ type config struct {
 	linkLatency     int64
 	resident        int64
 	overlap         bool
+	subBatch        bool // sub-batch interleaving of array and PIM (subbatch.go)
 
 	batch    int64
 	seqLen   int64
@@ -66,6 +67,7 @@ func (e *Engine) config(p []engine.Value) config {
 		channels: p[pHBMChannels].I, bytesPerCycleCh: p[pHBMBytesPerCycle].F, pim: p[pPIM].Bool(),
 		gwrite: p[pPIMGwrite].I, gemv: p[pPIMGemv].I, linkGBps: p[pLinkGBps].F,
 		linkLatency: p[pLinkLatency].I, resident: p[pResident].I, overlap: p[pOverlap].Bool(),
+		subBatch: p[pSubBatch].Bool(),
 
 		batch: p[pBatch].I, seqLen: p[pSeqLen].I, routing: p[pRouting].S, skew: p[pSkew].F, seed: p[pSeed].I,
 	}

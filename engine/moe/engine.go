@@ -30,7 +30,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "5"
+const Version = "6"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {
@@ -60,7 +60,7 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	}
 	c := e.config(p)
 	var load [maxExperts]int32
-	var chans [2 * maxChannels]int64
+	var chans [4 * maxChannels]int64
 	evaluate(&c, load[:], chans[:], out)
 	return nil
 }
@@ -111,10 +111,16 @@ func (c *config) stageAB(l *layer, carry float64, w *attnWork) {
 // stageE times the rest of a layer from the write backlog l.eIn, in
 // NeuPIMs' order: projection, residual, LayerNorm, FFN, residual.
 func (c *config) stageE(l *layer, load []int32, st *routeStats, denseLayers int64) {
+	c.seq = Seq{Dev: c.dev, Backlog: l.eIn}
+	c.stageEOn(l, load, st, denseLayers)
+}
+
+// stageEOn is stageE on the op sequence c.seq as it stands (sub-batch
+// mode: inside a stage, beside a PIM program).
+func (c *config) stageEOn(l *layer, load []int32, st *routeStats, denseLayers int64) {
 	e := &l.e
 	*e = stageE{}
 	B, d := c.batch, c.dModel
-	c.seq = Seq{Dev: c.dev, Backlog: l.eIn}
 	c.outProjection(&e.proj)
 	c.vector(&e.proj, B*d, 2*B, d, B, d, costAdd)
 	c.layerNorm(&e.proj, B, d)
@@ -174,7 +180,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		st = c.route(load)
 	}
 	var w attnWork
-	c.attention(&w, chans[:nch], chans[nch:2*nch])
+	c.attention(&w, chans[:nch], chans[nch:2*nch], nil)
 	var ls [2]layer
 	first := &ls[0]
 	c.stageAB(first, 0, &w)
@@ -219,6 +225,19 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	layerCycles := rest.dense()
 	if moe {
 		layerCycles = rest.moe()
+	}
+	if c.subBatch && c.pim && c.batch >= 2 {
+		// the stages of subbatch.go replace the layers one after another
+		var sb sbResult
+		c.subBatchIteration(&sb, &st, chans[:4*nch])
+		total, layerCycles = sb.total, sb.layer
+		u := &sb.work
+		qkv, attn = u.qkv, u.attn
+		proj, ffn, router, experts = u.e.proj, u.e.dense, u.e.router, u.e.experts
+		proj.add(&u.e.resDense, 1)
+		proj.add(&u.e.resMoE, 1)
+		ffn.add(&u.e.shared, 1)
+		loads = tally{cycles: u.e.exposed}
 	}
 
 	var actMoE, actUnsliced, linkPerExpert, linkCyclesPerExpert, capTokens int64

@@ -56,6 +56,7 @@ func TestProperties(t *testing.T) {
 			"seed":          r.IntN(1000),
 			"overlap_loads": pick(true, false),
 			"arrays":        pick(1, 3, 8).(int),
+			"sub_batch":     pick(false, false, true),
 		}
 		kv["num_experts"] = E
 		if E > 0 {

@@ -478,10 +478,12 @@ func TestPresetsEvaluate(t *testing.T) {
 				t.Errorf("%s batch %d: latency %g beats roofline %g", name, b, m["latency_s"].F, m["roofline_latency_s"].F)
 			}
 		}
-		p := point(t, e, map[string]any{"model": name, "batch_size": 256})
-		out := make([]engine.Value, len(e.Metrics()))
-		if n := testing.AllocsPerRun(10, func() { _ = e.Evaluate(ctx, p, out) }); n != 0 {
-			t.Errorf("%s: Evaluate allocates %v times", name, n)
+		for _, sub := range []bool{false, true} {
+			p := point(t, e, map[string]any{"model": name, "batch_size": 256, "sub_batch": sub})
+			out := make([]engine.Value, len(e.Metrics()))
+			if n := testing.AllocsPerRun(10, func() { _ = e.Evaluate(ctx, p, out) }); n != 0 {
+				t.Errorf("%s (sub_batch %v): Evaluate allocates %v times", name, sub, n)
+			}
 		}
 	}
 }

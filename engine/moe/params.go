@@ -66,6 +66,7 @@ const (
 	pLinkLatency
 	pResident
 	pOverlap
+	pSubBatch
 	// workload
 	pBatch
 	pSeqLen
@@ -175,6 +176,7 @@ var paramTable = [nParams]engine.Param{
 	pLinkLatency:      ip("link_latency_cycles", "cycle", "fixed latency per expert load", 5000),
 	pResident:         ip("resident_experts", "", "experts per MoE layer kept on the device (the most popular); the others are loaded over the link when active", 8),
 	pOverlap:          bp("overlap_loads", "expert loads overlap expert compute (double buffering) instead of running before it", false),
+	pSubBatch:         bp("sub_batch", "NeuPIMs' sub-batch mode: the batch splits in two halves (per channel), and the array works on one while PIM runs the other's attention; needs pim (without it the array would wait for itself, so it changes nothing)", false),
 
 	pBatch:        ipDerived("batch_size", "token", "decode tokens (requests) per iteration; unset = rows of seq_trace, else 512"),
 	pSeqLen:       ip("seq_len", "token", "KV-cache length of every request when no seq_trace is given", 512),

@@ -22,7 +22,7 @@ func TestEnginePIMMatchesValidatedMechanism(t *testing.T) {
 		c := e.config(p)
 		logit, attend := make([]int64, c.channels), make([]int64, c.channels)
 		var w attnWork
-		c.attention(&w, logit, attend)
+		c.attention(&w, logit, attend, nil)
 		h := DefaultHBM()
 		want := make([]int64, c.channels)
 		var lMax, aMax, lw, aw int64

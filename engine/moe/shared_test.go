@@ -144,3 +144,71 @@ func TestExpertsUseSharedGEMM(t *testing.T) {
 		t.Errorf("expert GEMMs %d cycles, below %d × (%d + %d) of GEMMCycles", gemm, E, fc1, fc2)
 	}
 }
+
+// TestEngineSubBatchMatchesFrontEnd evaluates the embedded engine in
+// sub-batch mode (sub_batch = true) on the shipped sub-batch-on NeuPIMs
+// configuration and compares its iteration with the front end's stages
+// A–F, which are NeuPIMs' one-layer sub-batch run: two layers' work, the
+// engine's n_layers = 2 (subbatch.go). Both compose the stages by the same
+// rules from the same op timing; the front end also models NeuPIMs'
+// GWRITE collisions (an artefact of its address counter), which the
+// engine leaves out, so the totals agree to within 2 %. It also checks
+// that the mode changes nothing without PIM, and that a sub-batch
+// iteration of the 512-request batch beats the same batch without it.
+func TestEngineSubBatchMatchesFrontEnd(t *testing.T) {
+	dir := filepath.Join("testdata", "neupims")
+	files := neupimsio.Files{
+		Config:      filepath.Join(dir, "systolic_ws_128x128_dev.json"),
+		MemConfig:   filepath.Join(dir, "memory_configs", "neupims.json"),
+		CliConfig:   filepath.Join(dir, "request-traces", "share-gpt2-bs512-ms7B-tp4-clb-0.csv"),
+		ModelConfig: filepath.Join(dir, "model_configs", "gpt3-7B.json"),
+		SysConfig:   filepath.Join(dir, "system_configs", "sub-batch-on.json"),
+	}
+	run, err := neupimsio.Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !run.SubBatch {
+		t.Fatal("the sub-batch-on config does not turn sub-batch mode on")
+	}
+	fe := run.Simulate().Total()
+	point := func(sub, pim bool) map[string]engine.Value {
+		return evalEngine(t, map[string]engine.Value{
+			"model_config": engine.StringV(files.ModelConfig),
+			"npu_config":   engine.StringV(files.Config),
+			"mem_config":   engine.StringV(files.MemConfig),
+			"seq_trace":    engine.StringV(files.CliConfig),
+			"n_layers":     engine.IntV(2),
+			"sub_batch":    engine.BoolV(sub),
+			"pim":          engine.BoolV(pim),
+		})
+	}
+	on, off := point(true, true), point(false, true)
+	got := on["cycles_total"].I
+	t.Logf("sub-batch iteration of 2 layers: engine %d cycles, front end %d (%+.2f %%); without sub-batch %d",
+		got, fe, 100*float64(got-fe)/float64(fe), off["cycles_total"].I)
+	if math.Abs(float64(got-fe)) > 0.02*float64(fe) {
+		t.Errorf("engine %d cycles, front end %d: more than 2 %% apart", got, fe)
+	}
+	if got >= off["cycles_total"].I {
+		t.Errorf("sub-batch mode %d cycles, not faster than without it (%d)", got, off["cycles_total"].I)
+	}
+	// the components are the ops' own durations, summed: more than the
+	// overlapped total, whose stages each last as long as the longer side
+	var parts int64
+	for _, k := range []string{"cycles_qkv", "cycles_attention", "cycles_proj", "cycles_ffn", "cycles_router", "cycles_experts", "cycles_loads"} {
+		parts += on[k].I
+	}
+	if parts <= got {
+		t.Errorf("components %d cycles, total %d: no overlap", parts, got)
+	}
+	if c, p := on["cycles_layer"].I, off["cycles_layer"].I; c <= 0 || c >= p {
+		t.Errorf("cycles_layer %d with sub-batch, %d without", c, p)
+	}
+	a, b := point(true, false), point(false, false)
+	for k, v := range b {
+		if a[k] != v {
+			t.Errorf("without PIM, sub_batch changes %s: %v, not %v", k, a[k], v)
+		}
+	}
+}

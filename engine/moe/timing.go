@@ -143,6 +143,7 @@ const (
 // ops before it leave (attnStage applies that).
 type attnWork struct {
 	pimCycles int64 // PIM: NeuPIMSLogitSoftmax + NeuPIMSAttend [cycles]
+	pimLogit  int64 // PIM: NeuPIMSLogitSoftmax alone [cycles]
 	kvBytes   int64 // KV cache read [B]
 	scores    int64 // attention scores (softmax elements)
 	rows      int64 // softmax rows: batch·heads
@@ -168,7 +169,10 @@ type attnWork struct {
 // 2·n_kv_heads·head_dim/tp for grouped-query attention), as a memory-bound
 // GEMV of Σ s·heads·(qk_dim + v_dim) MACs on the vector units, then the
 // softmax over heads·(s + 1 with attention sinks) scores.
-func (c *config) attention(w *attnWork, logit, attend []int64) {
+//
+// With sel (sub-batch mode, subbatch.go) only the requests of one sub-batch
+// count; c.batch is then that sub-batch's size and sel.total the batch's.
+func (c *config) attention(w *attnWork, logit, attend []int64, sel *halfSel) {
 	heads := ceilDiv(c.nHeads, c.tp)
 	kvHeads := ceilDiv(c.nKV, c.tp)
 	qkDim, vDim, kvWidth := c.attnShape(kvHeads)
@@ -186,9 +190,16 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 		w.macs = c.batch * s * heads * (qkDim + vDim)
 		if c.pim {
 			req, rr := cost.Request(s), cost.ReadResults(s)
-			full, extra := c.batch/c.channels, c.batch%c.channels
-			for ch := int64(0); ch < min(c.channels, c.batch); ch++ {
+			all := c.batch
+			if sel != nil {
+				all = sel.total
+			}
+			full, extra := all/c.channels, all%c.channels
+			for ch := int64(0); ch < min(c.channels, all); ch++ {
 				n := full + b2i(ch < extra)
+				if sel != nil {
+					n = sel.count(ch, n)
+				}
 				b.Logit[ch] += n * req.Logit
 				b.Attend[ch] += n * req.Attend
 			}
@@ -199,7 +210,11 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 	}
 	ch, row := int64(0), 0
 	lastSeq, lastReq, lastRR := int64(-1), PIMRequest{}, int64(0)
-	for r := int64(0); r < c.batch && len(c.seqTrace) > 0; r++ {
+	n := c.batch
+	if sel != nil {
+		n = sel.total
+	}
+	for r := int64(0); r < n && len(c.seqTrace) > 0; r++ {
 		q := c.seqTrace[row]
 		if row++; row == len(c.seqTrace) {
 			row = 0
@@ -208,6 +223,9 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 		ch = int64(q.Channel)
 		if ch >= c.channels {
 			ch %= c.channels
+		}
+		if sel != nil && !sel.take(ch) {
+			continue
 		}
 		w.scores += heads * (s + b2i(c.sinks))
 		w.kvBytes += s * kvWidth * c.dtype
@@ -222,7 +240,7 @@ func (c *config) attention(w *attnWork, logit, attend []int64) {
 	if c.pim {
 		b.LogitWrites += b2i(c.sinks) * c.batch * heads * c.dtype
 		l, a, _, _ := b.Cycles(h)
-		w.pimCycles = l + a
+		w.pimCycles, w.pimLogit = l+a, l
 		w.writes = b.LogitWrites + b.AttendWrites
 	}
 }
