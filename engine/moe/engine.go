@@ -60,7 +60,7 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	}
 	c := e.config(p)
 	var load [maxExperts]int32
-	var chans [4 * maxChannels]int64
+	var chans [2 * maxChannels]int64
 	evaluate(&c, load[:], chans[:], out)
 	return nil
 }
@@ -229,7 +229,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	if c.subBatch && c.pim && c.batch >= 2 {
 		// the stages of subbatch.go replace the layers one after another
 		var sb sbResult
-		c.subBatchIteration(&sb, &st, chans[:4*nch])
+		c.subBatchIteration(&sb, &st)
 		total, layerCycles = sb.total, sb.layer
 		u := &sb.work
 		qkv, attn = u.qkv, u.attn

@@ -211,9 +211,11 @@ func addLayer(t, u *layer, n int64) {
 // above) into r. whole is the routing of the whole batch: the experts it
 // loads over the link per layer are loaded once and stay on the device for
 // both sub-batches, the first loading those its own tokens need and the
-// second the rest. chans is scratch space of at least 4·channels values.
-func (c *config) subBatchIteration(r *sbResult, whole *routeStats, chans []int64) {
+// second the rest.
+func (c *config) subBatchIteration(r *sbResult, whole *routeStats) {
+	var buf [4 * maxChannels]int64 // only here: a sub-batch-free evaluation does not clear it
 	nch := c.channels
+	chans := buf[:4*nch]
 	quota, seen := chans[:nch], chans[nch:2*nch]
 	logit, attend := chans[2*nch:3*nch], chans[3*nch:4*nch]
 	b1, b2 := c.split(quota)
