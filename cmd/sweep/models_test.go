@@ -239,3 +239,68 @@ func TestStudyWithHFConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSubBatchStudy runs studies/sub-batch.toml end to end and checks the
+// two mechanisms it shows: when each half of the batch fills whole
+// 128-row array tiles, interleaving hides PIM attention behind the array
+// and the dense model decodes faster; when a half is less than one tile
+// (which costs a full one) the array's time doubles, and with short KV
+// caches sub-batch mode is slower for every model.
+func TestSubBatchStudy(t *testing.T) {
+	s, err := sweep.Load(filepath.Join("..", "..", "studies", "sub-batch.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res, err := sweep.Run(context.Background(), s, sweep.RunOptions{Out: out, Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 0 || res.OK != 2*3*4*2 {
+		t.Fatalf("ran %d ok, %d failed of %d points", res.OK, res.Failed, res.Plan.Points)
+	}
+	parts, err := dataset.Parts(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ experts, batch, seq int64 }
+	lat := map[key][2]float64{} // [without, with] sub-batch
+	for _, p := range parts {
+		err := dataset.Scan(context.Background(), p, []string{"sub_batch", "num_experts", "batch_size", "seq_len", "latency_s"}, func(rec arrow.RecordBatch) error {
+			for i := 0; i < int(rec.NumRows()); i++ {
+				k := key{rec.Column(1).(*array.Int64).Value(i), rec.Column(2).(*array.Int64).Value(i), rec.Column(3).(*array.Int64).Value(i)}
+				v := lat[k]
+				v[b2i(rec.Column(0).(*array.Boolean).Value(i))] = rec.Column(4).(*array.Float64).Value(i)
+				lat[k] = v
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range lat {
+		speedup := v[0] / v[1]
+		t.Logf("%+v: without %.6f s, with %.6f s, speedup %.3f", k, v[0], v[1], speedup)
+		switch {
+		case v[0] <= 0 || v[1] <= 0:
+			t.Errorf("%+v: latencies %v", k, v)
+		case k.experts == 0 && k.batch >= 256 && speedup <= 1:
+			// each half fills whole 128-row tiles: the array's time is the
+			// same, and PIM attention hides behind it
+			t.Errorf("dense %+v: sub-batch speedup %.3f, want > 1", k, speedup)
+		case k.batch <= 128 && k.seq == 512 && speedup >= 1:
+			// a half is less than one 128-row tile, which costs as much as
+			// a full one: the array's time doubles and short attention
+			// hides little of it
+			t.Errorf("%+v: sub-batch speedup %.3f, want < 1", k, speedup)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
