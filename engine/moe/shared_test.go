@@ -147,21 +147,35 @@ func TestExpertsUseSharedGEMM(t *testing.T) {
 
 // TestEngineSubBatchMatchesFrontEnd evaluates the embedded engine in
 // sub-batch mode (sub_batch = true) on the shipped sub-batch-on NeuPIMs
-// configuration and compares its iteration with the front end's stages
+// configuration (and on the two of the held-out runs) and compares its iteration with the front end's stages
 // A–F, which are NeuPIMs' one-layer sub-batch run: two layers' work, the
 // engine's n_layers = 2 (subbatch.go). Both compose the stages by the same
 // rules from the same op timing; the front end also models NeuPIMs'
 // GWRITE collisions (an artefact of its address counter), which the
 // engine leaves out, so the totals agree to within 2 %. It also checks
 // that the mode changes nothing without PIM, and that a sub-batch
-// iteration of the 512-request batch beats the same batch without it.
+// iteration beats the same batch without it when the halves fill whole
+// array tiles, and loses when they do not.
 func TestEngineSubBatchMatchesFrontEnd(t *testing.T) {
+	for _, rc := range []struct {
+		model, trace string
+		batch        int64 // the trace's requests
+	}{
+		{"gpt3-7B", "share-gpt2-bs512-ms7B-tp4-clb-0.csv", 512},      // shipped
+		{"gpt3-7B", "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv", 128},  // held out
+		{"gpt3-13B", "share-gpt2-bs256-ms7B-tp4-pp1-clb-0.csv", 256}, // held out
+	} {
+		t.Run(rc.model+"/"+rc.trace, func(t *testing.T) { testEngineSubBatch(t, rc.model, rc.trace, rc.batch) })
+	}
+}
+
+func testEngineSubBatch(t *testing.T, model, trace string, batch int64) {
 	dir := filepath.Join("testdata", "neupims")
 	files := neupimsio.Files{
 		Config:      filepath.Join(dir, "systolic_ws_128x128_dev.json"),
 		MemConfig:   filepath.Join(dir, "memory_configs", "neupims.json"),
-		CliConfig:   filepath.Join(dir, "request-traces", "share-gpt2-bs512-ms7B-tp4-clb-0.csv"),
-		ModelConfig: filepath.Join(dir, "model_configs", "gpt3-7B.json"),
+		CliConfig:   filepath.Join(dir, "request-traces", trace),
+		ModelConfig: filepath.Join(dir, "model_configs", model+".json"),
 		SysConfig:   filepath.Join(dir, "system_configs", "sub-batch-on.json"),
 	}
 	run, err := neupimsio.Load(files)
@@ -190,8 +204,12 @@ func TestEngineSubBatchMatchesFrontEnd(t *testing.T) {
 	if math.Abs(float64(got-fe)) > 0.02*float64(fe) {
 		t.Errorf("engine %d cycles, front end %d: more than 2 %% apart", got, fe)
 	}
-	if got >= off["cycles_total"].I {
-		t.Errorf("sub-batch mode %d cycles, not faster than without it (%d)", got, off["cycles_total"].I)
+	// halves of at least one 128-row array tile gain; smaller ones lose
+	// (a part-filled tile costs a full one), as in NeuPIMs' own runs:
+	// 7B with 128 requests takes 557,541 cycles with sub-batch mode
+	// (held-out run) against 2 × 228,959 without (shipped run)
+	if faster := batch >= 256; (got < off["cycles_total"].I) != faster {
+		t.Errorf("batch %d: sub-batch mode %d cycles, without %d; want faster = %v", batch, got, off["cycles_total"].I, faster)
 	}
 	// the components are the ops' own durations, summed: more than the
 	// overlapped total, whose stages each last as long as the longer side
