@@ -120,29 +120,26 @@ func TestFidelity(t *testing.T) {
 // heldOutMisses are the iteration totals ("<run> total"), stages ("<run>
 // <stage> (stage)") and ops of the held-out runs that miss their target,
 // each with the bound the test holds it to (docs/fidelity.md, "Held-out
-// runs"). They record where the model does not yet generalise: GEMM weight
-// streams of GPT-3 30B run about 6 % faster in NeuPIMs than the stream
-// efficiency fitted on 7B and 13B gives, and a few memory-bound vector ops
-// (1 to 5 % of a stage) of the other runs are off by 20 to 60 %.
+// runs"). They record where the model does not yet generalise: a few
+// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 %, and
+// the 13B sub-batch total is 3.5 % over.
 var heldOutMisses = map[string]float64{
-	"gpt3-7B sub-batch-off gen-clb0-bs192 A SA layer0.attn.ln":  0.3,   // +28.4 %
-	"gpt3-7B sub-batch-off gen-clb0-bs192 E SA layer0.ffn.ln":   0.28,  // +26.6 %
-	"gpt3-30B sub-batch-off gen-clb0-bs128 E (stage)":           0.09,  // +7.6 %
-	"gpt3-30B sub-batch-off gen-clb0-bs128 total":               0.045, // +4.4 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":   0.28,  // -26.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.gelu":  0.29,  // -27.2 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.28,  // +26.3 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.gelu":  0.33,  // -31.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":  0.36,  // -34.5 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":    0.39,  // +37.8 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.attn.proj": 0.25,  // -23.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.3,   // +28.6 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.ln":    0.22,  // -20.6 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.41,  // -39.3 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":   0.42,  // +40.7 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu": 0.59,  // -57.7 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":  0.26,  // -24.6 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 total":                0.04,  // +3.5 %
+	"gpt3-7B sub-batch-off gen-clb0-bs192 A SA layer0.attn.ln":  0.3,  // +28.4 %
+	"gpt3-7B sub-batch-off gen-clb0-bs192 E SA layer0.ffn.ln":   0.28, // +26.6 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":   0.28, // -26.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.gelu":  0.29, // -27.2 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.28, // +26.3 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.gelu":  0.33, // -31.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":  0.36, // -34.5 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":    0.39, // +37.8 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.attn.proj": 0.25, // -23.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.3,  // +28.6 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.ln":    0.22, // -20.6 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.41, // -39.3 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":   0.42, // +40.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu": 0.59, // -57.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":  0.26, // -24.6 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 total":                0.04, // +3.5 %
 
 }
 

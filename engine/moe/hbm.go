@@ -86,9 +86,12 @@ func (h *HBM) PeakBytesPerCycle() float64 {
 }
 
 // StreamEfficiency is the fraction of the bus peak a GEMM's operand stream
-// gets while the array consumes it (refresh of one rank every tREFI/ranks,
-// row changes, the in-order issue of tile instructions as their operands
-// arrive), calibrated on NeuPIMs' GEMM weight loads: 0.88.
+// gets, start-up dip and tail included, while the loss stays below
+// ReorderCapCycles, calibrated on NeuPIMs' GEMM weight loads: 0.88. In
+// NeuPIMs' per-channel traffic the stream itself runs at 0.98 to 1.00 of the
+// peak (the deep per-bank queues hide refresh and row changes); the rest is
+// the in-order issue of tile instructions behind out-of-order bank service
+// (ReorderCapCycles).
 const StreamEfficiency = 0.88
 
 // StreamBytesPerCycle is the sustained read bandwidth:
@@ -228,11 +231,46 @@ func GEMMCycles(s *Systolic, T, K, N int64, load float64) (cycles, compute int64
 	return max(int64(math.Ceil(load)), row) + (tt-1)*row + s.DrainCycles(), tt*row + s.DrainCycles()
 }
 
+// BankCmdQueue is the depth of each bank's command queue in NeuPIMs'
+// DRAM controller: cmd_queue_size = 128 with queue_structure = PER_BANK in
+// the shipped HBM2_8Gb_x128_dualpim.ini (the front end does not read it).
+const BankCmdQueue = 128
+
+// ReorderCapCycles bounds what the out-of-order service of a GEMM's weight
+// stream costs beyond the bus peak: banks_per_ch · BankCmdQueue ·
+// burst_cycles [cycles] (8192 for the shipped HBM2), the bus time of one
+// full set of a channel's per-bank command queues (every channel fills and
+// drains its own in parallel).
+//
+// Mechanism (NeuPIMs core and NewtonSim controller): a GEMM's load
+// instructions are issued at once; each 32 KiB weight tile is one DRAM page
+// in every channel, consecutive tiles in consecutive banks. The controller
+// accepts a request a cycle per channel, twice the rate the bus serves
+// them, so the per-bank queues fill and the banks are served unevenly
+// (round robin over banks, row hits first). The array issues its tile
+// instructions in order, one a cycle, each only once all its requests are
+// back, so it idles while a slow bank holds an early tile and then runs a
+// burst of tiles behind it at its own pace: a start-up dip and, after the
+// last read, a tail in which only the array works. The loss grows with
+// the stream as the queues fill (StreamEfficiency) and is bounded by what
+// the queues can hold out of order, this cap.
+func (h *HBM) ReorderCapCycles() float64 {
+	return float64(h.BanksPerCh * BankCmdQueue * h.BurstCycles())
+}
+
 // GEMMLoadCycles is the time the first token tile's operands take to
-// stream in: (backlog + first) / stream_bw [cycles], first from GEMMBytes,
-// backlog the writes earlier ops left queued in the controller [B].
+// stream in [cycles]:
+//
+//	backlog/stream_bw + first/peak_bw + min(first/stream_bw − first/peak_bw, ReorderCapCycles)
+//
+// first from GEMMBytes, backlog the writes earlier ops left queued in the
+// controller [B]. Below the cap (first under about 60 MB on the shipped
+// HBM2) it is (backlog + first)/stream_bw.
 func GEMMLoadCycles(h *HBM, firstBytes int64, backlog float64) float64 {
-	return (backlog + float64(firstBytes)) / h.StreamBytesPerCycle()
+	stream, peak := h.StreamBytesPerCycle(), h.PeakBytesPerCycle()
+	first := float64(firstBytes)
+	loss := min(first/stream-first/peak, h.ReorderCapCycles())
+	return backlog/stream + first/peak + loss
 }
 
 // OwnWriteShare is the bus time a memory-bound vector op's own output
