@@ -28,10 +28,13 @@ unit: ## go test of the main module
 interop: ## DuckDB reads the datasets (nested cgo module)
 	bash .ci/duckdb-test.sh
 
-lint: ## gofmt and go vet
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 bench: ## benchmarks that print figures: engine, writer, runner, command engine, end to end (FULL=1 adds 10M points)
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./engine/moe

@@ -239,8 +239,6 @@ func (r *Run) pimProgram(reqs []moe.Request) (ops []Op, meanCycles int64, readre
 	return ops, lm + am, b.ReadRes, phases
 }
 
-func ceil(a, b int64) int64 { return (a + b - 1) / b }
-
 // split divides the requests into NeuPIMs' two sub-batches: in each channel
 // the first half of its requests (in trace order) go to the first, the rest
 // to the second; an odd count rounds up and down in turn over the channels.
