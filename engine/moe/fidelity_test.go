@@ -40,6 +40,8 @@ var traceFiles = map[string]string{
 	"gen-clb0-bs256":      "share-gpt2-bs256-ms7B-tp4-pp1-clb-0.csv",
 	"gen-clb0-bs128":      "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv",
 	"gen-clb0-bs192":      "share-gpt2-bs192-ms7B-tp4-pp1-clb-0.csv",
+	"gen-rr0-bs64":        "share-gpt2-bs64-ms7B-tp4-pp1-rr-0.csv",
+	"upstream-rr0-bs512":  "share-gpt2-bs512-ms7B-tp4-rr-0.csv",
 }
 
 func readCSV(t *testing.T, path string) []map[string]string {
@@ -120,9 +122,10 @@ func TestFidelity(t *testing.T) {
 // heldOutMisses are the iteration totals ("<run> total"), stages ("<run>
 // <stage> (stage)") and ops of the held-out runs that miss their target,
 // each with the bound the test holds it to (docs/fidelity.md, "Held-out
-// runs"). They record where the model does not yet generalise: a few
-// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 %, and
-// the 13B sub-batch total is 3.5 % over.
+// runs"). They record where the model does not yet generalise: 21 of 198
+// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 %, one
+// sub-batch projection by 23 %, and the 13B and 30B sub-batch totals are
+// 3.5 % and 3.1 % over.
 var heldOutMisses = map[string]float64{
 	"gpt3-7B sub-batch-off gen-clb0-bs192 A SA layer0.attn.ln":  0.3,  // +28.4 %
 	"gpt3-7B sub-batch-off gen-clb0-bs192 E SA layer0.ffn.ln":   0.28, // +26.6 %
@@ -141,12 +144,21 @@ var heldOutMisses = map[string]float64{
 	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":  0.26, // -24.6 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 total":                0.04, // +3.5 %
 
+	"gpt3-7B sub-batch-off gen-rr0-bs64 A SA layer0.attn.ln":        0.28,  // -26.1 %
+	"gpt3-7B sub-batch-off gen-rr0-bs64 E SA layer0.ffn.ln":         0.25,  // -23.3 %
+	"gpt3-7B sub-batch-off gen-rr0-bs64 E SA layer0.ffn.res":        0.22,  // -20.5 %
+	"gpt3-7B sub-batch-off upstream-rr0-bs512 E SA layer0.ffn.gelu": 0.24,  // -22.3 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 C SA layer0.attn.res":     0.25,  // -23.2 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.attn.ln":      0.23,  // -21.0 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.ln":       0.43,  // +41.8 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 total":                    0.035, // +3.1 %
 }
 
 // TestFidelityHeldOut is TestFidelity on runs of the real NeuPIMs that no
 // constant of the model was fitted on (testdata/neupims-heldout: other batch
-// sizes, another trace, GPT-3 30B, sub-batch mode on for 7B and 13B), held
-// to the same targets except where heldOutMisses says otherwise.
+// sizes, new traces and round-robin channel placement, GPT-3 30B and 175B,
+// sub-batch mode on for 7B, 13B and 30B), held to the same targets except
+// where heldOutMisses says otherwise.
 func TestFidelityHeldOut(t *testing.T) {
 	checkFidelity(t, "neupims-heldout", heldOutMisses)
 }
