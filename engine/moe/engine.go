@@ -227,17 +227,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		layerCycles = rest.moe()
 	}
 	if c.subBatch && c.pim && c.batch >= 2 {
-		// the stages of subbatch.go replace the layers one after another
-		var sb sbResult
-		c.subBatchIteration(&sb, &st)
-		total, layerCycles = sb.total, sb.layer
-		u := &sb.work
-		qkv, attn = u.qkv, u.attn
-		proj, ffn, router, experts = u.e.proj, u.e.dense, u.e.router, u.e.experts
-		proj.add(&u.e.resDense, 1)
-		proj.add(&u.e.resMoE, 1)
-		ffn.add(&u.e.shared, 1)
-		loads = tally{cycles: u.e.exposed}
+		c.subBatchTallies(&st, &qkv, &attn, &proj, &ffn, &router, &experts, &loads, &total, &layerCycles)
 	}
 
 	var actMoE, actUnsliced, linkPerExpert, linkCyclesPerExpert, capTokens int64
@@ -348,6 +338,26 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	out[mMoELayers] = I(moeLayers)
 	out[mParamsLayerDense] = I(k.layerDense)
 	out[mKVBytesPerToken] = I(c.nLayers * c.kvCacheWidth() * c.dtype)
+}
+
+// subBatchTallies replaces the layer-by-layer figures of evaluate by those
+// of the sub-batch iteration (subbatch.go): its cycles, the steady-state
+// layer, and the work of every op summed over the stages. It is apart from
+// evaluate so that evaluations without sub-batch mode do not carry its
+// frame.
+//
+//go:noinline
+func (c *config) subBatchTallies(st *routeStats, qkv, attn, proj, ffn, router, experts, loads *tally, total, layerCycles *int64) {
+	var sb sbResult
+	c.subBatchIteration(&sb, st)
+	*total, *layerCycles = sb.total, sb.layer
+	u := &sb.work
+	*qkv, *attn = u.qkv, u.attn
+	*proj, *ffn, *router, *experts = u.e.proj, u.e.dense, u.e.router, u.e.experts
+	proj.add(&u.e.resDense, 1)
+	proj.add(&u.e.resMoE, 1)
+	ffn.add(&u.e.shared, 1)
+	*loads = tally{cycles: u.e.exposed}
 }
 
 // ffn adds one FFN over T tokens with hidden width w: FC1 [T,d]×[d,w]
