@@ -206,24 +206,10 @@ func (c *column) fast(v *engine.Value) {
 	c.put(v, true)
 }
 
-// appendValues appends vals[i] to cols[i], numbers inline (the common case
-// of a sweep: a call per value costs as much as the append).
+// appendValues appends vals[i] to cols[i].
 func appendValues(cols []column, vals []engine.Value) {
 	for i := range vals {
-		v, c := &vals[i], &cols[i]
-		if c.defs == nil && v.Kind == c.kind {
-			switch v.Kind {
-			case engine.Int:
-				c.ints = append(c.ints, v.I)
-				c.n++
-				continue
-			case engine.Float:
-				c.flts = append(c.flts, v.F)
-				c.n++
-				continue
-			}
-		}
-		c.fast(v)
+		cols[i].fast(&vals[i])
 	}
 }
 

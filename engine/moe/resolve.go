@@ -133,14 +133,31 @@ type lastPreset struct{ p atomic.Pointer[presetValues] }
 
 var lastModel, lastHardware lastPreset
 
-func (l *lastPreset) lookup(name string) *presetValues {
+// vec returns the vector of preset name: the one used last, or the cached
+// one of the presets that values looks name up in; ok is false for a name
+// values does not know.
+func (l *lastPreset) vec(cache *sync.Map, name string, values func(string) (map[int]any, bool)) (pv *presetValues, ok bool) {
 	if pv := l.p.Load(); pv != nil && pv.name == name {
-		return pv
+		return pv, true
 	}
-	return nil
+	vals, ok := values(name)
+	if !ok {
+		return nil, false
+	}
+	pv = presetVec(cache, name, vals)
+	l.p.Store(pv)
+	return pv, true
 }
 
-func (l *lastPreset) remember(pv *presetValues) { l.p.Store(pv) }
+func modelValues(name string) (map[int]any, bool) {
+	p, ok := modelPresets[name]
+	return p.Values, ok
+}
+
+func hardwareValues(name string) (map[int]any, bool) {
+	p, ok := hardwarePresets[name]
+	return p.Values, ok
+}
 
 // fillVec sets every unset parameter that the preset sets.
 func fillVec(p []engine.Value, pv *presetValues) {
@@ -195,14 +212,9 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		fillFrom(p, data.(map[string]engine.Value))
 	}
 	if v := p[pModel]; v.IsSet() && v.S != "custom" {
-		pv := lastModel.lookup(v.S)
-		if pv == nil {
-			pre, ok := modelPresets[v.S]
-			if !ok {
-				return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
-			}
-			pv = presetVec(&modelVecs, v.S, pre.Values)
-			lastModel.remember(pv)
+		pv, ok := lastModel.vec(&modelVecs, v.S, modelValues)
+		if !ok {
+			return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
 		}
 		fillVec(p, pv)
 	}
@@ -224,14 +236,9 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 		hw = paramTable[pHardware].Default
 		p[pHardware] = hw
 	}
-	pv := lastHardware.lookup(hw.S)
-	if pv == nil {
-		pre, ok := hardwarePresets[hw.S]
-		if !ok {
-			return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
-		}
-		pv = presetVec(&hardwareVecs, hw.S, pre.Values)
-		lastHardware.remember(pv)
+	pv, ok := lastHardware.vec(&hardwareVecs, hw.S, hardwareValues)
+	if !ok {
+		return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
 	}
 	fillVec(p, pv)
 	// traces
