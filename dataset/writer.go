@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -354,10 +357,28 @@ func (w *Writer) Flush() error {
 	}
 }
 
-// writePart writes the buffered rows as part name: to a temporary file,
-// synced, then renamed into place.
-func (w *Writer) writePart(name string) (err error) {
-	tmp := filepath.Join(w.dir, tmpPrefix+name)
+// writePart writes the buffered rows as part name (writeAtomic).
+func (w *Writer) writePart(name string) error {
+	return writeAtomic(w.dir, name, func(f io.Writer) error {
+		if w.buf == nil {
+			w.buf = bufio.NewWriterSize(f, 1<<20)
+		} else {
+			w.buf.Reset(f)
+		}
+		defer w.buf.Reset(nil)
+		if err := w.encode(w.buf); err != nil {
+			return err
+		}
+		return w.buf.Flush()
+	})
+}
+
+// writeAtomic writes part name in dir with write: into a temporary file,
+// synced, then renamed into place (replacing a part of that name) and the
+// folder synced. On failure the temporary file is removed and nothing else
+// changes.
+func writeAtomic(dir, name string, write func(io.Writer) error) (err error) {
+	tmp := filepath.Join(dir, tmpPrefix+name)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("dataset: %w", err)
@@ -368,28 +389,19 @@ func (w *Writer) writePart(name string) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if w.buf == nil {
-		w.buf = bufio.NewWriterSize(f, 1<<20)
-	} else {
-		w.buf.Reset(f)
-	}
-	if err := w.encode(w.buf); err != nil {
+	if err := write(f); err != nil {
 		return fmt.Errorf("dataset: part %s: %w", name, err)
 	}
-	if err := w.buf.Flush(); err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	w.buf.Reset(nil)
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("dataset: part %s: sync: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("dataset: part %s: %w", name, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(w.dir, name)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("dataset: part %s: %w", name, err)
 	}
-	return syncDir(w.dir)
+	return syncDir(dir)
 }
 
 // encode writes the buffered rows as a Parquet file of one row group.
@@ -549,60 +561,24 @@ func WritePart(dir, name string, rec arrow.RecordBatch, meta map[string]string) 
 	return writePart(dir, name, rec.Schema(), rec, props, meta)
 }
 
-func writePart(dir, name string, sc *arrow.Schema, rec arrow.RecordBatch, props *parquet.WriterProperties, meta map[string]string) (err error) {
-	tmp := filepath.Join(dir, tmpPrefix+name)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("dataset: %w", err)
-	}
-	defer func() {
+func writePart(dir, name string, sc *arrow.Schema, rec arrow.RecordBatch, props *parquet.WriterProperties, meta map[string]string) error {
+	return writeAtomic(dir, name, func(f io.Writer) error {
+		// the file writer closes a sink that can be closed; writeAtomic
+		// syncs and closes the file itself
+		fw, err := pqarrow.NewFileWriter(sc, struct{ io.Writer }{f}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			return err
 		}
-	}()
-	fw, err := pqarrow.NewFileWriter(sc, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	if err := fw.Write(rec); err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	for _, k := range sortedMetaKeys(meta) {
-		if err := fw.AppendKeyValueMetadata(k, meta[k]); err != nil {
-			return fmt.Errorf("dataset: part %s: %w", name, err)
+		if err := fw.Write(rec); err != nil {
+			return err
 		}
-	}
-	if err := fw.Close(); err != nil { // closes f too
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	// pqarrow closed the file; reopen to sync its data before the rename
-	g, err := os.OpenFile(tmp, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	if err := g.Sync(); err != nil {
-		g.Close()
-		return fmt.Errorf("dataset: part %s: sync: %w", name, err)
-	}
-	if err := g.Close(); err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("dataset: part %s: %w", name, err)
-	}
-	return syncDir(dir)
+		for _, k := range sortedMetaKeys(meta) {
+			if err := fw.AppendKeyValueMetadata(k, meta[k]); err != nil {
+				return err
+			}
+		}
+		return fw.Close()
+	})
 }
 
-func sortedMetaKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
+func sortedMetaKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
