@@ -25,17 +25,6 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 // Key is the ID's first 8 bytes, used in sets.
 func (id ID) Key() uint64 { return binary.BigEndian.Uint64(id[:8]) }
 
-// ParseID parses a hex point ID.
-func ParseID(s string) (ID, error) {
-	var id ID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("bad point id %q", s)
-	}
-	copy(id[:], b)
-	return id, nil
-}
-
 // ParseKey returns the Key of the hex point ID s without allocating; ok is
 // false when s is not a point ID.
 func ParseKey(s string) (key uint64, ok bool) {
