@@ -262,9 +262,19 @@ func arrowProps() pqarrow.ArrowWriterProperties {
 }
 
 // writerProps are the Parquet settings: zstd; dictionary encoding for string
-// columns (statuses, modes, names: few distinct values), plain encoding for
-// numbers and IDs, where zstd compresses repeated values as well and a
+// columns (statuses, modes, names: few distinct values); delta encoding
+// (DELTA_BINARY_PACKED) for integer and timestamp columns; plain encoding
+// for floats and IDs, where zstd compresses repeated values as well and a
 // dictionary only costs time.
+//
+// Why delta for integers: a plain integer column that varies within a part
+// (cycles, bytes, FLOPs, sequence lengths, timestamps) costs zstd most of
+// its time, as zstd finds many short matches in it, and delta encoding
+// first shrinks it to a few bits per value; a column of one value becomes
+// a few bytes, cheaper than copying it plain. Measured on the 1M-point
+// benchmark study: zstd 1.37 s -> 0.54 s of CPU, wall 4.6 s -> 4.4 s, files
+// 63 -> 53 MB. (Delta only for the columns that vary within a part, the
+// others plain, measured slower; byte-stream-split floats measured no gain.)
 func writerProps(eng engine.Engine) *parquet.WriterProperties {
 	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
@@ -275,19 +285,27 @@ func writerProps(eng engine.Engine) *parquet.WriterProperties {
 	for _, c := range []string{ColStatus, ColError, ColEngine, ColEngineVersion} {
 		opts = append(opts, parquet.WithDictionaryFor(c, true))
 	}
+	opts = append(opts, parquet.WithEncodingFor(ColFinished, parquet.Encodings.DeltaBinaryPacked))
 	if eng != nil {
 		for _, p := range eng.Params() {
-			if p.Kind == engine.String || p.Kind == engine.Unset {
-				opts = append(opts, parquet.WithDictionaryFor(p.Name, true))
-			}
+			opts = columnOptions(opts, p.Name, p.Kind)
 		}
 		for _, m := range eng.Metrics() {
-			if m.Kind == engine.String {
-				opts = append(opts, parquet.WithDictionaryFor(m.Name, true))
-			}
+			opts = columnOptions(opts, m.Name, m.Kind)
 		}
 	}
 	return parquet.NewWriterProperties(opts...)
+}
+
+// columnOptions adds the settings of a parameter or metric column of kind k.
+func columnOptions(opts []parquet.WriterProperty, name string, k engine.Kind) []parquet.WriterProperty {
+	switch k {
+	case engine.String, engine.Unset: // Unset: a string column (arrowType)
+		return append(opts, parquet.WithDictionaryFor(name, true))
+	case engine.Int:
+		return append(opts, parquet.WithEncodingFor(name, parquet.Encodings.DeltaBinaryPacked))
+	}
+	return opts
 }
 
 // Rows is the number of buffered rows.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/engine/moe"
@@ -267,6 +269,9 @@ func testWriterMatchesArrow(t *testing.T, mixed bool) {
 		name := gm.Schema.Column(i).Name()
 		if fmt.Sprint(gc.Encodings()) != fmt.Sprint(wc.Encodings()) || gc.Compression() != wc.Compression() {
 			t.Errorf("%s: encodings %v %v, compression %v %v", name, gc.Encodings(), wc.Encodings(), gc.Compression(), wc.Compression())
+		}
+		if gc.Type() == parquet.Types.Int64 && !slices.Contains(gc.Encodings(), parquet.Encodings.DeltaBinaryPacked) {
+			t.Errorf("%s: integer column encoded %v, want DELTA_BINARY_PACKED (writerProps)", name, gc.Encodings())
 		}
 		gs, err1 := gc.Statistics()
 		ws, err2 := wc.Statistics()

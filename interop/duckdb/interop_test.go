@@ -12,6 +12,7 @@ package interop
 import (
 	"bytes"
 	"database/sql"
+	"encoding/csv"
 	"fmt"
 	"maps"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 )
@@ -49,6 +51,7 @@ func TestSweepDatasetInDuckDB(t *testing.T) {
 	}
 
 	ds := filepath.Join(tmp, "ds")
+	start := time.Now()
 	run(t, exec.CommandContext(t.Context(), bin, "run", studyPath, "--out", ds))
 
 	out := run(t, exec.CommandContext(t.Context(), bin, "plan", studyPath, "--count"))
@@ -61,6 +64,58 @@ func TestSweepDatasetInDuckDB(t *testing.T) {
 	}
 
 	checkDataset(t, ds, count, string(study))
+	checkValues(t, bin, ds, count, start)
+}
+
+// checkValues checks that DuckDB reads the values sweep itself reads: the
+// integer columns (delta-encoded in the parts) of every row, as `sweep best`
+// prints them, and finished_at (a delta-encoded timestamp) within the run.
+func checkValues(t *testing.T, bin, ds string, count int, start time.Time) {
+	t.Helper()
+	cols := []string{"point_id", "num_experts", "batch_size", "top_k", "hbm_bytes", "flops", "cycles_total"}
+	out := run(t, exec.CommandContext(t.Context(), bin, "best", ds, "--by", "cycles_total", "--min",
+		"--top", strconv.Itoa(count), "--format", "csv", "--cols", strings.Join(cols, ",")))
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) < 1 {
+		t.Fatalf("sweep best printed unreadable CSV (%v):\n%s", err, out)
+	}
+	index := map[string]int{}
+	for i, h := range recs[0] {
+		index[h] = i
+	}
+	var want [][]string
+	for _, r := range recs[1:] {
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			j, ok := index[c]
+			if !ok {
+				t.Fatalf("sweep best printed no %s column: %v", c, recs[0])
+			}
+			row[i] = r[j]
+		}
+		want = append(want, row)
+	}
+	db := openDuckDB(t)
+	src := sqlString(filepath.Join(ds, "*.parquet"))
+	got := queryStrings(t, db, "SELECT "+strings.Join(cols, ", ")+" FROM "+src+" ORDER BY cycles_total, point_id")
+	if len(got) != count || len(want) != count {
+		t.Fatalf("DuckDB reads %d rows, sweep best prints %d, want %d", len(got), len(want), count)
+	}
+	for i := range got {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("row %d (%s): DuckDB reads %v, sweep reads %v", i+1, strings.Join(cols, ", "), got[i], want[i])
+		}
+	}
+	// finished_at: every row's timestamp lies within the run
+	lo, hi := start.Add(-time.Second), time.Now().Add(time.Second)
+	for _, r := range queryStrings(t, db, "SELECT epoch_us(min(finished_at)), epoch_us(max(finished_at)) FROM "+src) {
+		for _, v := range r {
+			us, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || time.UnixMicro(us).Before(lo) || time.UnixMicro(us).After(hi) {
+				t.Errorf("finished_at %s (µs since 1970) outside the run's %v .. %v", v, lo, hi)
+			}
+		}
+	}
 }
 
 // TestCheckDatasetOnDuckDBFixture runs checkDataset on a small data set that
