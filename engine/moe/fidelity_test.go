@@ -123,9 +123,8 @@ func TestFidelity(t *testing.T) {
 // <stage> (stage)") and ops of the held-out runs that miss their target,
 // each with the bound the test holds it to (docs/fidelity.md, "Held-out
 // runs"). They record where the model does not yet generalise: 21 of 198
-// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 %, one
-// sub-batch projection by 23 %, and the 13B and 30B sub-batch totals are
-// 3.5 % and 3.1 % over.
+// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 % and
+// one sub-batch projection by 23 %. Every total and stage meets its target.
 var heldOutMisses = map[string]float64{
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 A SA layer0.attn.ln": 0.3,  // +28.4 %
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 E SA layer0.ffn.ln":  0.28, // +26.6 %
@@ -142,16 +141,14 @@ var heldOutMisses = map[string]float64{
 	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":     0.42, // +40.7 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu":   0.59, // -57.7 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":    0.26, // -24.6 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 total":                  0.04, // +3.5 %
 
-	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 A SA layer0.attn.ln":     0.28,  // -26.1 %
-	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 E SA layer0.ffn.ln":      0.25,  // -23.3 %
-	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 E SA layer0.ffn.res":     0.22,  // -20.5 %
-	"gpt3-7B sub-batch-off upstream-rr0-bs512 E SA layer0.ffn.gelu": 0.24,  // -22.3 %
-	"gpt3-30B sub-batch-on gen-clb0-bs128 C SA layer0.attn.res":     0.25,  // -23.2 %
-	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.attn.ln":      0.23,  // -21.0 %
-	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.ln":       0.43,  // +41.8 %
-	"gpt3-30B sub-batch-on gen-clb0-bs128 total":                    0.035, // +3.1 %
+	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 A SA layer0.attn.ln":     0.28, // -26.1 %
+	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 E SA layer0.ffn.ln":      0.25, // -23.3 %
+	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 E SA layer0.ffn.res":     0.22, // -20.5 %
+	"gpt3-7B sub-batch-off upstream-rr0-bs512 E SA layer0.ffn.gelu": 0.24, // -22.3 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 C SA layer0.attn.res":     0.25, // -23.2 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.attn.ln":      0.23, // -21.0 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.ln":       0.43, // +41.8 %
 }
 
 // TestFidelityHeldOut is TestFidelity on runs of the real NeuPIMs that no

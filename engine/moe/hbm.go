@@ -236,11 +236,29 @@ func GEMMCycles(s *Systolic, T, K, N int64, load float64) (cycles, compute int64
 // the shipped HBM2_8Gb_x128_dualpim.ini (the front end does not read it).
 const BankCmdQueue = 128
 
+// ReorderTiles is how many weight tiles a channel's per-bank command queues
+// hold: banks_per_ch · BankCmdQueue / tile_requests, with tile_requests =
+// ceil(tile_bytes / (channels · req_bytes)) the requests one weight tile of
+// tile_bytes puts in each channel (NeuPIMs stripes consecutive requests over
+// the channels). For the shipped HBM2 and a 128×128 fp16 tile: 16 requests,
+// one 1 KiB page, per channel, and 32 · 128 / 16 = 256 tiles.
+func (h *HBM) ReorderTiles(tileBytes int64) float64 {
+	if tileBytes <= 0 || h.Channels <= 0 || h.ReqBytes <= 0 {
+		return 0
+	}
+	return float64(h.BanksPerCh*BankCmdQueue) / float64(ceilDiv(tileBytes, h.Channels*h.ReqBytes))
+}
+
 // ReorderCapCycles bounds what the out-of-order service of a GEMM's weight
-// stream costs beyond the bus peak: banks_per_ch · BankCmdQueue ·
-// burst_cycles [cycles] (8192 for the shipped HBM2), the bus time of one
-// full set of a channel's per-bank command queues (every channel fills and
-// drains its own in parallel).
+// stream costs beyond the bus peak, given tiles = ReorderTiles, the weight
+// tiles the per-bank command queues hold, and nt, the GEMM's output tiles:
+//
+//	tiles · tile_cycles = tiles · (H + issue·(nt−1)) / nt   [cycles]
+//
+// the array's time to compute them, with tile_cycles = TileRowCycles(kt, nt)
+// / (kt·nt) the mean compute of one weight tile for one token tile. For
+// GPT-3 7B's FC1 on the shipped NPU and HBM2: 256 tiles of 19.5 cycles,
+// 4,992 cycles; for 13B's, 4,813.
 //
 // Mechanism (NeuPIMs core and NewtonSim controller): a GEMM's load
 // instructions are issued at once; each 32 KiB weight tile is one DRAM page
@@ -251,25 +269,36 @@ const BankCmdQueue = 128
 // instructions in order, one a cycle, each only once all its requests are
 // back, so it idles while a slow bank holds an early tile and then runs a
 // burst of tiles behind it at its own pace: a start-up dip and, after the
-// last read, a tail in which only the array works. The loss grows with
-// the stream as the queues fill (StreamEfficiency) and is bounded by what
-// the queues can hold out of order, this cap.
-func (h *HBM) ReorderCapCycles() float64 {
-	return float64(h.BanksPerCh * BankCmdQueue * h.BurstCycles())
+// last read, a tail in which only the array works. The loss grows with the
+// stream as the queues fill (StreamEfficiency), and the tail can hold no
+// more tiles than the queues held out of order, which the array then
+// computes at its own pace: this cap.
+//
+// Measured against NeuPIMs' sub-batch-off GEMMs (shipped and held-out runs,
+// docs/fidelity.md): the loss beyond the peak is 4.5 to 5.5 thousand cycles
+// for every weight stream of 26 MB or more, from GPT-3 7B to 175B, where
+// the earlier cap of the queues' bus time (banks · BankCmdQueue · burst,
+// 8,192 cycles) overestimated the 13B to 175B GEMMs by 2 to 4 %.
+func (s *Systolic) ReorderCapCycles(tiles float64, nt int64) float64 {
+	if nt <= 0 {
+		return 0
+	}
+	return tiles * float64(s.H+s.Issue*(nt-1)) / float64(nt)
 }
 
 // GEMMLoadCycles is the time the first token tile's operands take to
 // stream in [cycles]:
 //
-//	backlog/stream_bw + first/peak_bw + min(first/stream_bw − first/peak_bw, ReorderCapCycles)
+//	backlog/stream_bw + first/peak_bw + min(first/stream_bw − first/peak_bw, capCycles)
 //
 // first from GEMMBytes, backlog the writes earlier ops left queued in the
-// controller [B]. Below the cap (first under about 60 MB on the shipped
-// HBM2) it is (backlog + first)/stream_bw.
-func GEMMLoadCycles(h *HBM, firstBytes int64, backlog float64) float64 {
+// controller [B], capCycles from ReorderCapCycles. Below the cap (first
+// under about 36 MB for GPT-3 7B to 30B on the shipped NPU and HBM2) it is
+// (backlog + first)/stream_bw.
+func GEMMLoadCycles(h *HBM, firstBytes int64, backlog, capCycles float64) float64 {
 	stream, peak := h.StreamBytesPerCycle(), h.PeakBytesPerCycle()
 	first := float64(firstBytes)
-	loss := min(first/stream-first/peak, h.ReorderCapCycles())
+	loss := min(first/stream-first/peak, capCycles)
 	return backlog/stream + first/peak + loss
 }
 

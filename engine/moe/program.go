@@ -13,6 +13,8 @@ type Device struct {
 	Array Systolic
 	HBM   HBM
 	Dtype int64 // bytes per value
+
+	reorderTiles float64 // HBM.ReorderTiles of an array weight tile, once known
 }
 
 // Seq times ops that run one after another on the systolic array and the
@@ -42,7 +44,8 @@ type OpCost struct {
 // GEMM times the weight-stationary GEMM [T,K]×[K,N] (T tokens, K×N
 // weights) after the ops before it [cycles]:
 //
-//	load   = GEMMLoadCycles(backlog, first)        (first from GEMMBytes)
+//	load   = GEMMLoadCycles(backlog, first, cap)   (first from GEMMBytes,
+//	         cap = ReorderCapCycles(ReorderTiles(H·W·dtype), ceil(N/W)))
 //	cycles = GEMMCycles(T, K, N, PIMStretched(t, load, pim_end))
 //
 // It leaves no write backlog (VectorBacklog). neupimsStore selects
@@ -55,7 +58,10 @@ func (s *Seq) GEMM(T, K, N int64, neupimsStore bool) OpCost {
 	d := &s.Dev
 	a, h := &d.Array, &d.HBM
 	reads, first, writes := a.GEMMBytes(T, K, N, d.Dtype, h.ReqBytes, neupimsStore)
-	load := GEMMLoadCycles(h, first, s.Backlog)
+	if d.reorderTiles == 0 {
+		d.reorderTiles = h.ReorderTiles(a.H * a.W * d.Dtype)
+	}
+	load := GEMMLoadCycles(h, first, s.Backlog, a.ReorderCapCycles(d.reorderTiles, ceilDiv(N, a.W)))
 	s.Mem += load
 	cyc, comp := GEMMCycles(a, T, K, N, PIMStretched(s.T, load, s.PIMEnd))
 	o := OpCost{Cycles: cyc, Compute: comp, WeightLoad: ceilDiv(T, a.H) * ceilDiv(K, a.H) * a.H,

@@ -138,7 +138,7 @@ func TestExpertsUseSharedGEMM(t *testing.T) {
 	// GEMMCycles on the load GEMMLoadCycles gives
 	a := dev.Array
 	_, first, _ := a.GEMMBytes(T, w, d, 2, h.ReqBytes, false)
-	fc2, _ := moe.GEMMCycles(&a, T, w, d, moe.GEMMLoadCycles(&h, first, moe.VectorBacklog(dev.RowBytes(T, w), true)))
+	fc2, _ := moe.GEMMCycles(&a, T, w, d, moe.GEMMLoadCycles(&h, first, moe.VectorBacklog(dev.RowBytes(T, w), true), a.ReorderCapCycles(h.ReorderTiles(a.H*a.W*dev.Dtype), (d+a.W-1)/a.W)))
 	fc1, _ := moe.GEMMCycles(&a, T, d, w, 0)
 	if gemm < E*(fc1+fc2) {
 		t.Errorf("expert GEMMs %d cycles, below %d × (%d + %d) of GEMMCycles", gemm, E, fc1, fc2)
