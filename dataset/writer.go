@@ -10,15 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
@@ -39,13 +36,13 @@ type Row struct {
 
 // Writer buffers rows column by column and writes them as part files.
 //
-// It writes Parquet with the column writers of the parquet package rather
-// than through Arrow arrays: numbers go straight from the buffers to the
-// encoders, and strings are dictionary-encoded as rows arrive (a column of
-// the few values a study sweeps costs a comparison per row), so a flush
-// hands the encoder ready dictionaries and indices instead of hashing every
-// string. The files are those pqarrow would write for the same schema and
-// properties: same Parquet schema, encodings, statistics and ARROW:schema.
+// It encodes the Parquet pages itself, straight from its typed buffers
+// (pageEncoder), rather than through Arrow arrays or the parquet package's
+// column writers: numbers go from the buffers to the page, and strings are
+// dictionary-encoded as rows arrive (a column of the few values a study
+// sweeps costs a comparison per row). The files are those pqarrow would
+// write for the same schema and properties: same Parquet schema,
+// encodings, statistics and ARROW:schema (TestWriterMatchesArrow).
 type Writer struct {
 	dir      string
 	name     string // part name stem: part-<stem>-<seq>.parquet
@@ -59,9 +56,8 @@ type Writer struct {
 	props    *parquet.WriterProperties
 	written  []string
 
-	ones []int16 // definition levels of a column without nulls
-	strs []parquet.ByteArray
-	buf  *bufio.Writer
+	enc pageEncoder
+	buf *bufio.Writer
 }
 
 // column is one column's buffered values. Only the non-null values are
@@ -422,153 +418,15 @@ func writeAtomic(dir, name string, write func(io.Writer) error) (err error) {
 	return syncDir(dir)
 }
 
-// encode writes the buffered rows as a Parquet file of one row group.
-func (w *Writer) encode(out *bufio.Writer) (err error) {
-	defer func() { // the column writers report some failures by panicking
+// encode writes the buffered rows as a Parquet file of one row group
+// (pageEncoder).
+func (w *Writer) encode(out io.Writer) (err error) {
+	defer func() { // the parquet package reports some failures by panicking
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	fw, err := file.NewParquetWriterWithError(out, w.pqschema.Root(), file.WithWriterProps(w.props), file.WithWriteMetadata(w.kv))
-	if err != nil {
-		return err
-	}
-	rg, err := fw.AppendRowGroupChecked()
-	if err != nil {
-		return err
-	}
-	for i := range w.cols {
-		cw, err := rg.NextColumn()
-		if err != nil {
-			return err
-		}
-		if err := w.writeColumn(cw, &w.cols[i]); err != nil {
-			return fmt.Errorf("column %s: %w", w.schema.Field(i).Name, err)
-		}
-	}
-	if err := rg.Close(); err != nil {
-		return err
-	}
-	return fw.Close()
-}
-
-// defLevels returns the column's definition levels: nil for a required
-// column, all ones for a nullable one without nulls.
-func (w *Writer) defLevels(c *column) []int16 {
-	if !c.nullable {
-		return nil
-	}
-	if c.defs != nil {
-		return c.defs
-	}
-	for len(w.ones) < c.n {
-		w.ones = append(w.ones, 1)
-	}
-	return w.ones[:c.n]
-}
-
-func (w *Writer) writeColumn(cw file.ColumnChunkWriter, c *column) error {
-	defs := w.defLevels(c)
-	var err error
-	switch x := cw.(type) {
-	case *file.Int64ColumnChunkWriter:
-		_, err = x.WriteBatch(c.ints, defs, nil)
-	case *file.Float64ColumnChunkWriter:
-		_, err = x.WriteBatch(c.flts, defs, nil)
-	case *file.BooleanColumnChunkWriter:
-		_, err = x.WriteBatch(c.bools, defs, nil)
-	case *file.ByteArrayColumnChunkWriter:
-		err = w.writeStrings(x, c, defs)
-	default:
-		err = fmt.Errorf("unexpected column writer %T", cw)
-	}
-	if err != nil {
-		return err
-	}
-	return cw.Close()
-}
-
-// dictEncoder is the part of the parquet package's dictionary encoder that
-// accepts a ready dictionary.
-type dictEncoder interface {
-	PutDictionary(arrow.Array) error
-	NumEntries() int
-}
-
-// maxDictBytes bounds the dictionaries handed over ready; larger ones go
-// through the encoder, which falls back to plain encoding as pqarrow would.
-const maxDictBytes = 512 << 10
-
-func (w *Writer) writeStrings(cw *file.ByteArrayColumnChunkWriter, c *column, defs []int16) error {
-	if c.dict && c.defs == nil && len(c.idx) > 0 {
-		size := 0
-		for _, s := range c.dvals {
-			size += len(s) + 4
-		}
-		enc, ok := cw.CurrentEncoder().(dictEncoder)
-		if ok && size <= maxDictBytes && enc.NumEntries() == 0 {
-			return w.writeDict(cw, enc, c, defs)
-		}
-	}
-	// plain strings, or dictionary strings the encoder hashes itself
-	w.strs = w.strs[:0]
-	if c.dict {
-		for _, i := range c.idx {
-			w.strs = append(w.strs, byteArray(c.dvals[i]))
-		}
-	} else {
-		if c.sbuf == nil {
-			c.sbuf = []byte{}
-		}
-		start := 0
-		for _, end := range c.ends {
-			w.strs = append(w.strs, c.sbuf[start:end:end])
-			start = end
-		}
-	}
-	_, err := cw.WriteBatch(w.strs, defs, nil)
-	clear(w.strs)
-	return err
-}
-
-// empty is the empty value: not nil, which the statistics take for none.
-var empty = parquet.ByteArray{}
-
-// byteArray returns the bytes of s without a copy; the encoders only read
-// them.
-func byteArray(s string) parquet.ByteArray {
-	if s == "" {
-		return empty
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}
-
-// writeDict writes a dictionary column without nulls from its dictionary
-// and indices, as pqarrow writes an Arrow dictionary array.
-func (w *Writer) writeDict(cw *file.ByteArrayColumnChunkWriter, enc dictEncoder, c *column, defs []int16) error {
-	b := array.NewStringBuilder(memory.DefaultAllocator)
-	b.AppendValues(c.dvals, nil)
-	dict := b.NewStringArray()
-	b.Release()
-	defer dict.Release()
-	if err := enc.PutDictionary(dict); err != nil {
-		return err
-	}
-	if stats, ok := cw.PageStatistics().(*metadata.ByteArrayStatistics); ok {
-		// the statistics of the values are those of the dictionary, every
-		// entry of which is used
-		w.strs = w.strs[:0]
-		for _, s := range c.dvals {
-			w.strs = append(w.strs, byteArray(s))
-		}
-		stats.Update(w.strs, 0)
-		stats.IncNumValues(int64(len(c.idx) - len(c.dvals)))
-		clear(w.strs)
-	}
-	idx := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(c.idx),
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.idx))}, nil, 0, 0))
-	defer idx.Release()
-	return cw.WriteDictIndices(idx, defs, nil)
+	return w.enc.encodeFile(out, w.pqschema, w.props, w.kv, w.cols, w.rows)
 }
 
 // WritePart writes one record batch as a part named name in dir,

@@ -1,0 +1,404 @@
+package dataset
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// pageEncoder writes a Writer's buffered rows as a Parquet file of one row
+// group and one data page per column. It encodes the pages itself, from the
+// typed buffers, and leaves to the parquet package what it does once per
+// page or column: page headers, compression bookkeeping, column chunk and
+// file metadata (file.NewPageWriter, metadata.FileMetaDataBuilder). The
+// library's column writers copy every value through generic encoders and
+// grow fresh buffers for every column of every part; at the runner's part
+// size that cost more than zstd itself.
+//
+// The encodings are those writerProps asks for and the column writers
+// would produce (TestWriterMatchesArrow compares the files): definition
+// levels RLE (runs only), integers DELTA_BINARY_PACKED, floats and
+// booleans PLAIN, strings PLAIN or, with a dictionary, a PLAIN dictionary
+// page and RLE_DICTIONARY indices (runs only). Statistics come from the
+// parquet package's own statistics types, so their rules (NaN, signed
+// zeros, size limits) are the library's.
+type pageEncoder struct {
+	body  []byte // the page being encoded, uncompressed
+	comp  []byte // the page compressed
+	strs  []parquet.ByteArray
+	codec compress.Codec
+}
+
+// tellWriter counts the bytes written through it (the page writer's sink).
+type tellWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (t *tellWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	t.n += int64(n)
+	return n, err
+}
+
+// Tell is the number of bytes written so far.
+func (t *tellWriter) Tell() int64 { return t.n }
+
+var parquetMagic = []byte("PAR1")
+
+// encodeFile writes the columns cols (n rows) as a Parquet file to out.
+func (e *pageEncoder) encodeFile(out io.Writer, sc *schema.Schema, props *parquet.WriterProperties, kv metadata.KeyValueMetadata, cols []column, n int) error {
+	sink := &tellWriter{w: out}
+	if _, err := sink.Write(parquetMagic); err != nil {
+		return err
+	}
+	fmb := metadata.NewFileMetadataBuilder(sc, props, kv)
+	rgb := fmb.AppendRowGroup()
+	var total int64
+	for i := range cols {
+		ccb := rgb.NextColumnChunk()
+		written, err := e.writeColumn(sink, ccb, int16(i), &cols[i], props)
+		if err != nil {
+			return fmt.Errorf("column %s: %w", ccb.Descr().Name(), err)
+		}
+		total += written
+	}
+	rgb.SetNumRows(n)
+	if err := rgb.Finish(total, 0); err != nil {
+		return err
+	}
+	fmd, err := fmb.Finish()
+	if err != nil {
+		return err
+	}
+	size, err := fmd.WriteTo(sink, nil)
+	if err != nil {
+		return err
+	}
+	var tail [8]byte
+	binary.LittleEndian.PutUint32(tail[:4], uint32(size))
+	copy(tail[4:], parquetMagic)
+	_, err = sink.Write(tail[:])
+	return err
+}
+
+// writeColumn writes column c as column chunk ordinal: a dictionary page
+// if it has one, then its data page. It returns the bytes written.
+func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMetaDataBuilder, ordinal int16, c *column, props *parquet.WriterProperties) (int64, error) {
+	descr := ccb.Descr()
+	path := descr.Path()
+	pw, err := file.NewPageWriter(sink, props.CompressionFor(path), props.CompressionLevelFor(path), ccb, 0, ordinal, props.Allocator(), false, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if e.codec == nil && pw.HasCompressor() {
+		if e.codec, err = compress.GetCodec(props.CompressionFor(path)); err != nil {
+			return 0, err
+		}
+	}
+	stats := metadata.NewStatistics(descr, props.Allocator())
+	nulls := int64(c.n - c.valid())
+
+	// definition levels (nullable columns), then values
+	e.body = e.body[:0]
+	if descr.MaxDefinitionLevel() > 0 {
+		e.body = appendLevels(e.body, c)
+	}
+	var written int64
+	enc := parquet.Encodings.Plain
+	dict := c.kind == engine.String && c.dict && dictBytes(c.dvals) <= maxDictBytes
+	switch {
+	case c.kind == engine.Int:
+		enc = parquet.Encodings.DeltaBinaryPacked
+		e.body = appendDelta(e.body, c.ints)
+		stats.(*metadata.Int64Statistics).Update(c.ints, nulls)
+	case c.kind == engine.Float:
+		e.body = appendFloats(e.body, c.flts)
+		stats.(*metadata.Float64Statistics).Update(c.flts, nulls)
+	case c.kind == engine.Bool:
+		e.body = appendBools(e.body, c.bools)
+		stats.(*metadata.BooleanStatistics).Update(c.bools, nulls)
+	case dict:
+		enc = props.DictionaryIndexEncoding()
+		e.strs = e.strs[:0]
+		for _, s := range c.dvals {
+			e.strs = append(e.strs, byteArray(s))
+		}
+		// the dictionary's statistics are the values': every entry is used
+		st := stats.(*metadata.ByteArrayStatistics)
+		st.Update(e.strs, nulls)
+		st.IncNumValues(int64(len(c.idx) - len(c.dvals)))
+		clear(e.strs)
+		var page []byte
+		for _, s := range c.dvals {
+			page = binary.LittleEndian.AppendUint32(page, uint32(len(s)))
+			page = append(page, s...)
+		}
+		dp := file.NewDictionaryPage(memory.NewBufferBytes(page), int32(len(c.dvals)), props.DictionaryPageEncoding())
+		n, err := pw.WriteDictionaryPage(dp)
+		if err != nil {
+			return written, err
+		}
+		written += n
+		width := 0
+		if len(c.dvals) > 0 {
+			width = max(1, bits.Len32(uint32(len(c.dvals)-1)))
+		}
+		e.body = append(e.body, byte(width))
+		e.body = appendRuns(e.body, c.idx, width)
+	default: // plain strings
+		e.strs = e.strs[:0]
+		start := 0
+		for _, end := range c.ends {
+			v := c.sbuf[start:end:end]
+			if len(v) == 0 {
+				v = empty
+			}
+			e.strs = append(e.strs, v)
+			e.body = binary.LittleEndian.AppendUint32(e.body, uint32(len(v)))
+			e.body = append(e.body, v...)
+			start = end
+		}
+		if c.dict { // a dictionary too large to hand over: its values plain
+			for _, i := range c.idx {
+				s := c.dvals[i]
+				e.strs = append(e.strs, byteArray(s))
+				e.body = binary.LittleEndian.AppendUint32(e.body, uint32(len(s)))
+				e.body = append(e.body, s...)
+			}
+		}
+		stats.(*metadata.ByteArrayStatistics).Update(e.strs, nulls)
+		clear(e.strs)
+	}
+
+	// the page's statistics are the chunk's: one page per chunk
+	es, err := stats.Encode()
+	if err != nil {
+		return written, err
+	}
+	es.ApplyStatSizeLimits(int(props.MaxStatsSizeFor(path)))
+	es.Signed = descr.SortOrder() == schema.SortSIGNED
+	data := e.body
+	if pw.HasCompressor() {
+		e.comp = e.codec.EncodeLevel(e.comp[:cap(e.comp)], e.body, props.CompressionLevelFor(path))
+		data = e.comp
+	}
+	dp := file.NewDataPageV1WithStats(memory.NewBufferBytes(data), int32(c.n), enc,
+		parquet.Encodings.RLE, parquet.Encodings.RLE, int32(len(e.body)), es)
+	n, err := pw.WriteDataPage(dp)
+	dp.Release()
+	if err != nil {
+		return written, err
+	}
+	written += n
+	if c.n > 0 && es.IsSet() {
+		ccb.SetStats(es)
+	}
+	return written, pw.Close(dict, false)
+}
+
+// valid is the number of non-null values.
+func (c *column) valid() int {
+	switch {
+	case c.kind == engine.Int:
+		return len(c.ints)
+	case c.kind == engine.Float:
+		return len(c.flts)
+	case c.kind == engine.Bool:
+		return len(c.bools)
+	case c.dict:
+		return len(c.idx)
+	}
+	return len(c.ends)
+}
+
+func dictBytes(vals []string) int {
+	size := 0
+	for _, s := range vals {
+		size += len(s) + 4
+	}
+	return size
+}
+
+// appendLevels appends the column's definition levels, RLE-encoded with a
+// bit width of 1 and prefixed by their length (data page v1): one run of
+// ones for a column without nulls, else a run per change.
+func appendLevels(b []byte, c *column) []byte {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0)
+	if c.defs == nil {
+		b = appendRun(b, c.n, 1, 1)
+	} else {
+		for i := 0; i < len(c.defs); {
+			j := i + 1
+			for j < len(c.defs) && c.defs[j] == c.defs[i] {
+				j++
+			}
+			b = appendRun(b, j-i, uint64(c.defs[i]), 1)
+			i = j
+		}
+	}
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+// appendRun appends an RLE run of the RLE/bit-packed hybrid encoding: n
+// repeats of v in ceil(width/8) bytes.
+func appendRun(b []byte, n int, v uint64, width int) []byte {
+	b = binary.AppendUvarint(b, uint64(n)<<1)
+	for k := 0; k < (width+7)/8; k++ {
+		b = append(b, byte(v>>(8*k)))
+	}
+	return b
+}
+
+// appendRuns appends dictionary indices as RLE runs of the hybrid encoding.
+func appendRuns(b []byte, idx []int32, width int) []byte {
+	for i := 0; i < len(idx); {
+		j := i + 1
+		for j < len(idx) && idx[j] == idx[i] {
+			j++
+		}
+		b = appendRun(b, j-i, uint64(idx[i]), width)
+		i = j
+	}
+	return b
+}
+
+// littleEndian is whether this machine stores numbers as Parquet does.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// appendFloats appends PLAIN doubles: 8 bytes each, little-endian.
+func appendFloats(b []byte, v []float64) []byte {
+	if littleEndian {
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 8*len(v))...)
+	}
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, *(*uint64)(unsafe.Pointer(&x)))
+	}
+	return b
+}
+
+// appendBools appends PLAIN booleans: one bit each, the first in the
+// lowest bit.
+func appendBools(b []byte, v []bool) []byte {
+	for i := 0; i < len(v); i += 8 {
+		var x byte
+		for k := 0; k < 8 && i+k < len(v); k++ {
+			if v[i+k] {
+				x |= 1 << k
+			}
+		}
+		b = append(b, x)
+	}
+	return b
+}
+
+// Delta encoding's block layout: 128 values a block in 4 miniblocks of 32.
+const (
+	deltaBlock     = 128
+	deltaMiniblock = 32
+)
+
+// appendDelta appends v DELTA_BINARY_PACKED: a header (block size,
+// miniblocks per block, value count, first value), then per block of 128
+// deltas the smallest delta, the bit width of each miniblock of 32, and
+// each miniblock's deltas less the smallest, bit-packed (the last one
+// padded with zeros; widths of miniblocks with no deltas left are 0 and
+// take no bytes). A column of one value costs 5 bytes per block.
+func appendDelta(b []byte, v []int64) []byte {
+	b = binary.AppendUvarint(b, deltaBlock)
+	b = binary.AppendUvarint(b, deltaBlock/deltaMiniblock)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	var first int64
+	if len(v) > 0 {
+		first = v[0]
+	}
+	b = binary.AppendVarint(b, first) // zigzag
+	var d [deltaBlock]uint64
+	for i := 1; i < len(v); i += deltaBlock {
+		n := min(deltaBlock, len(v)-i)
+		minDelta := v[i] - v[i-1]
+		for k := 0; k < n; k++ {
+			minDelta = min(minDelta, v[i+k]-v[i+k-1])
+		}
+		for k := 0; k < n; k++ {
+			d[k] = uint64(v[i+k] - v[i+k-1] - minDelta)
+		}
+		b = binary.AppendVarint(b, minDelta)
+		wAt := len(b)
+		b = append(b, 0, 0, 0, 0)
+		for m := 0; m*deltaMiniblock < n; m++ {
+			lo, hi := m*deltaMiniblock, min(n, (m+1)*deltaMiniblock)
+			var or uint64
+			for _, x := range d[lo:hi] {
+				or |= x
+			}
+			width := bits.Len64(or)
+			b[wAt+m] = byte(width)
+			if width == 0 {
+				continue
+			}
+			b = appendPacked(b, d[lo:hi], width)
+		}
+	}
+	return b
+}
+
+// appendPacked appends 32 values of width bits each, least significant bit
+// first (values past len(v) are zeros).
+func appendPacked(b []byte, v []uint64, width int) []byte {
+	var acc uint64 // bits not yet written, in the low end
+	have := 0      // how many
+	for k := 0; k < deltaMiniblock; k++ {
+		var x uint64
+		if k < len(v) {
+			x = v[k]
+		}
+		acc |= x << have
+		if have+width >= 64 {
+			b = binary.LittleEndian.AppendUint64(b, acc)
+			used := 64 - have // bits of x written
+			if used < 64 {
+				acc = x >> used
+			} else {
+				acc = 0
+			}
+			have = have + width - 64
+		} else {
+			have += width
+		}
+	}
+	for ; have > 0; have -= 8 {
+		b = append(b, byte(acc))
+		acc >>= 8
+	}
+	return b
+}
+
+// maxDictBytes bounds a part's dictionary of a string column (its values
+// and their 4-byte lengths); a column with a larger one is written plain.
+const maxDictBytes = 512 << 10
+
+// empty is the empty value: not nil, which the statistics take for none.
+var empty = parquet.ByteArray{}
+
+// byteArray returns the bytes of s without a copy; the encoders only read
+// them.
+func byteArray(s string) parquet.ByteArray {
+	if s == "" {
+		return empty
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
