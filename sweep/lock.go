@@ -76,3 +76,89 @@ func lockName(sh Shard) string {
 	}
 	return ".lock-shard-" + strconv.Itoa(sh.I) + "-of-" + strconv.Itoa(sh.N)
 }
+
+// ShardingError is returned when the dataset is being written by a run of
+// another sharding: shards of different N (or a run without --shard and a
+// shard) overlap, so both would compute, and write, some points.
+type ShardingError struct {
+	Dir      string
+	N, Other int // the shard counts of this run and of the running one (1: no --shard)
+}
+
+func shardingName(n int) string {
+	if n <= 1 {
+		return "without --shard"
+	}
+	return fmt.Sprintf("with --shard i/%d", n)
+}
+
+func (e *ShardingError) Error() string {
+	return fmt.Sprintf("dataset %s is being written by a sweep run %s; a run %s would compute some of the same points again; wait for it to finish, or use its sharding",
+		e.Dir, shardingName(e.Other), shardingName(e.N))
+}
+
+// shardingLockPrefix names the lock files of the shardings ("-<N>" follows).
+const shardingLockPrefix = ".lock-sharding-"
+
+// shardingLock is a shared hold on the lock file of one sharding.
+type shardingLock struct{ f *os.File }
+
+func (l *shardingLock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close() // releases the flock
+	l.f = nil
+	return err
+}
+
+// acquireSharding holds the lock file of sharding n (the N of --shard i/N,
+// 1 without --shard) shared, as every run of that sharding does, and
+// refuses with a *ShardingError while a run of another sharding holds its
+// own: each other sharding's file is probed with a non-blocking exclusive
+// flock, released at once. Of two runs of different shardings starting
+// together, at least one sees the other (each takes its own lock before it
+// probes), so at most one of them writes.
+func acquireSharding(dir string, n int) (*shardingLock, error) {
+	n = max(1, n)
+	path := filepath.Join(dir, shardingLockPrefix+strconv.Itoa(n))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// another sharding's probe holds the file exclusively for an instant
+	for try := 0; ; try++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || try == 50 {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l := &shardingLock{f: f}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		l.Release()
+		return nil, err
+	}
+	for _, e := range ents {
+		other, err := strconv.Atoi(strings.TrimPrefix(e.Name(), shardingLockPrefix))
+		if !strings.HasPrefix(e.Name(), shardingLockPrefix) || err != nil || other == n {
+			continue
+		}
+		g, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDWR, 0)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		err = syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		g.Close() // releases the probe
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			l.Release()
+			return nil, &ShardingError{Dir: dir, N: n, Other: other}
+		}
+	}
+	return l, nil
+}

@@ -96,6 +96,12 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		if stale != "" {
 			logf("taking over a lock left by a run that ended without releasing it (%s)", stale)
 		}
+		// runs of another sharding would overlap this one
+		sl, err := acquireSharding(o.Out, o.Shard.N)
+		if err != nil {
+			return nil, err
+		}
+		defer sl.Release()
 		// held shared by every run, so no compaction starts under one
 		dl, err := dataset.LockShared(ctx, o.Out, func() { logf("waiting for a compaction of %s to finish", o.Out) })
 		if err != nil {

@@ -202,6 +202,43 @@ func TestSecondRunIsRefused(t *testing.T) {
 	}
 }
 
+// TestOtherShardingIsRefused checks that runs whose point sets overlap do
+// not write one dataset at once: while shards of 2 run, a run without
+// --shard and a shard of 3 are refused, and another shard of 2 is not;
+// while a run without --shard runs, a shard is refused.
+func TestOtherShardingIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	held, err := acquireSharding(dir, 2) // a running shard i/2
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range []Shard{All, {0, 3}, {2, 3}} {
+		_, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Shard: sh})
+		var se *ShardingError
+		if !errors.As(err, &se) || se.Other != 2 || !strings.Contains(err.Error(), "being written by a sweep run with --shard i/2") {
+			t.Fatalf("shard %v beside shards of 2: %v", sh, err)
+		}
+	}
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Shard: Shard{1, 2}}); err != nil {
+		t.Fatalf("shard 1/2 beside another shard of 2: %v", err)
+	}
+	held.Release()
+	held, err = acquireSharding(dir, 1) // a running run without --shard
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Shard: Shard{0, 2}})
+	if !strings.Contains(fmt.Sprint(err), "being written by a sweep run without --shard") {
+		t.Fatalf("shard beside a run without --shard: %v", err)
+	}
+	held.Release()
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Shard: Shard{0, 3}}); err != nil {
+		t.Fatalf("after the other runs ended: %v", err)
+	}
+}
+
 func TestStaleLockIsTakenOver(t *testing.T) {
 	dir := t.TempDir()
 	// a lock file left by a dead process: content but no flock

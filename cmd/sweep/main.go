@@ -122,12 +122,13 @@ func exitCode(err error, stderr io.Writer) int {
 	var fe *engine.FileError
 	var ir *sweep.Interrupted
 	var le *sweep.LockedError
+	var se *sweep.ShardingError
 	switch {
 	case errors.As(err, &ir):
 		return 130
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &pe), errors.As(err, &fe):
 		return 2
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.As(err, &se):
 		return 1
 	}
 	return 1
