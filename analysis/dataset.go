@@ -112,8 +112,9 @@ func Open(dir string) (*Dataset, error) {
 	tools := map[string]bool{}
 	var schema *arrow.Schema
 	var firstErr error
-	for i := len(parts) - 1; i >= 0; i-- {
-		m, err := dataset.Metadata(parts[i])
+	newest := dataset.NewestFirst(parts)
+	for i := range newest {
+		m, err := dataset.Metadata(newest[i])
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -125,7 +126,7 @@ func Open(dir string) (*Dataset, error) {
 		}
 		if d.Meta == nil {
 			d.Meta = m
-			pf, fr, err := dataset.Open(parts[i])
+			pf, fr, err := dataset.Open(newest[i])
 			if err != nil {
 				d.Meta = nil
 				continue

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -132,6 +133,36 @@ func Parts(dir string) ([]string, error) {
 	}
 	sort.Strings(parts)
 	return dropSuperseded(dir, parts), nil
+}
+
+// NewestFirst returns parts ordered by modification time, the most recent
+// first (ties by name, last first): the order in which to look for the
+// study a dataset was last written from. Part names sort by shard and run,
+// not by time (a compacted part, "part-compact-…", sorts after a newer
+// run's "part-all-…"). A part that cannot be stat'ed goes last.
+func NewestFirst(parts []string) []string {
+	type pt struct {
+		path string
+		t    time.Time
+	}
+	ps := make([]pt, len(parts))
+	for i, p := range parts {
+		ps[i].path = p
+		if st, err := os.Stat(p); err == nil {
+			ps[i].t = st.ModTime()
+		}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		if !ps[i].t.Equal(ps[j].t) {
+			return ps[i].t.After(ps[j].t)
+		}
+		return ps[i].path > ps[j].path
+	})
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.path
+	}
+	return out
 }
 
 // RemoveTemps deletes temporaries left by a crashed writer. Only the caller

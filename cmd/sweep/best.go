@@ -11,6 +11,7 @@ import (
 
 // bestOptions are the flags of `sweep best`.
 type bestOptions struct {
+	Stderr io.Writer // messages while waiting for a compaction; nil: none
 	By     string
 	Max    bool
 	Min    bool
@@ -37,6 +38,7 @@ func runBest(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	if len(pos) != 1 {
 		return usageErr("best: want exactly one dataset folder (see `sweep best --help`)")
 	}
+	o.Stderr = stderr
 	return best(ctx, stdout, pos[0], o)
 }
 
@@ -58,6 +60,11 @@ func best(ctx context.Context, w io.Writer, dir string, o bestOptions) error {
 	if o.Min || o.Max {
 		by.Max = o.Max
 	}
+	release, err := lockForReading(ctx, dir, o.Stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	d, err := analysis.Open(dir)
 	if err != nil {
 		return err

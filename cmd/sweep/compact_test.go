@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -156,3 +157,74 @@ func TestStatusVerifyListsProblems(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestStatusReadsTheNewestStudy: without --study, status checks the study
+// of the most recently written part, not of the part whose name sorts last
+// (a compacted part, "part-compact-…", sorts after a later run's parts).
+func TestStatusReadsTheNewestStudy(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(t.TempDir(), "small.toml")
+	text, err := os.ReadFile(seedStudy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the seed study with two expert counts; then the full seed study
+	os.WriteFile(small, []byte(strings.Replace(string(text), "num_experts = [8, 16, 32, 64, 128]", "num_experts = [8, 16]", 1)), 0o644)
+	if _, errs, code := runCLI(t, "run", small, "--out", dir, "--flush-rows", "8", "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	if stdout, errs, code := runCLI(t, "compact", dir); code != 0 {
+		t.Fatalf("compact: %s%s", stdout, errs)
+	}
+	old := time.Now().Add(-time.Hour)
+	compacted, _ := dataset.Parts(dir)
+	for _, p := range compacted {
+		os.Chtimes(p, old, old)
+	}
+	// the full study, interrupted after one part: most of it is pending
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--shard", "0/9", "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	stdout, _, code := runCLI(t, "status", dir, "--verify")
+	if code != 1 || !strings.Contains(stdout, "study:   seed-moe: 180 points") || !strings.Contains(stdout, "pending") {
+		t.Fatalf("status --verify after a newer run of another study: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestReadersWaitForCompaction: best, pareto, report and status read the
+// dataset under its shared lock, so they wait while a compaction holds it
+// exclusively, and then read all of it.
+func TestReadersWaitForCompaction(t *testing.T) {
+	dir := t.TempDir()
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	for _, args := range [][]string{
+		{"best", dir, "--by", "latency_s"},
+		{"pareto", dir, "--min", "latency_s", "--max", "tokens_per_s"},
+		{"status", dir},
+		{"report", dir, "-o", t.TempDir()},
+	} {
+		l, err := dataset.LockExclusive(context.Background(), dir, 0) // a compaction
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan int)
+		var out, errs bytes.Buffer
+		go func() {
+			done <- exitCode(run(context.Background(), &out, &errs, args), &errs)
+		}()
+		select {
+		case code := <-done:
+			t.Fatalf("%s finished (exit %d) while a compaction held the dataset\n%s%s", args[0], code, out.String(), errs.String())
+		case <-time.After(300 * time.Millisecond):
+		}
+		l.Release()
+		if code := <-done; code != 0 {
+			t.Fatalf("%s after the compaction: exit %d\n%s%s", args[0], code, out.String(), errs.String())
+		}
+		if w := out.String() + errs.String(); !strings.Contains(w, "waiting for a compaction") {
+			t.Errorf("%s did not say it waits:\n%s", args[0], w)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 // paretoOptions are the flags of `sweep pareto`.
 type paretoOptions struct {
+	Stderr     io.Writer            // messages while waiting for a compaction; nil: none
 	Objectives []analysis.Objective // in command-line order
 	Where      string
 	Cols       string
@@ -50,6 +51,7 @@ func runPareto(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	if len(pos) != 1 {
 		return usageErr("pareto: want exactly one dataset folder (see `sweep pareto --help`)")
 	}
+	o.Stderr = stderr
 	return pareto(ctx, stdout, pos[0], o)
 }
 
@@ -64,6 +66,11 @@ func pareto(ctx context.Context, w io.Writer, dir string, o paretoOptions) error
 	if err := checkFormat(o.Format); err != nil {
 		return err
 	}
+	release, err := lockForReading(ctx, dir, o.Stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	d, err := analysis.Open(dir)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 // reportOptions are the flags of `sweep report`.
 type reportOptions struct {
+	Stderr     io.Writer // messages while waiting for a compaction; nil: none
 	Out        string
 	Metrics    string
 	X          string
@@ -50,6 +51,7 @@ func runReport(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	if len(pos) != 1 {
 		return usageErr("report: want exactly one dataset folder (see `sweep report --help`)")
 	}
+	o.Stderr = stderr
 	return reportDataset(ctx, stdout, pos[0], o)
 }
 
@@ -67,6 +69,11 @@ func reportDataset(ctx context.Context, w io.Writer, dir string, o reportOptions
 	if len(o.Objectives) == 1 {
 		return usageErr("report: a Pareto front needs two or more objectives (--min/--max)")
 	}
+	release, err := lockForReading(ctx, dir, o.Stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	d, err := analysis.Open(dir)
 	if err != nil {
 		return err

@@ -43,13 +43,11 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return usageErr(fmt.Sprintf("status: %s is not a dataset folder", dir))
 	}
-	// a consistent view: wait while a compaction rewrites the parts (best
-	// effort: a folder we may not write to is read without the lock)
-	if l, err := dataset.LockShared(ctx, dir, func() { fmt.Fprintf(w, "waiting for a compaction of %s to finish\n", dir) }); err == nil {
-		defer l.Release()
-	} else if ctx.Err() != nil {
+	release, err := lockForReading(ctx, dir, w)
+	if err != nil {
 		return err
 	}
+	defer release()
 	parts, err := dataset.Parts(dir)
 	if err != nil {
 		return err
@@ -116,14 +114,19 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		if err != nil {
 			return err
 		}
-	} else if len(parts) > 0 {
-		m, err := dataset.Metadata(parts[len(parts)-1])
-		if err == nil && m[dataset.MetaStudy] != "" {
+	} else {
+		// the newest part that carries a study
+		for _, p := range dataset.NewestFirst(parts) {
+			m, err := dataset.Metadata(p)
+			if err != nil || m[dataset.MetaStudy] == "" {
+				continue
+			}
 			s, err = sweep.Parse(filepath.Join(dir, "study.toml"), m[dataset.MetaStudy])
 			if err != nil {
 				fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
 				s = nil
 			}
+			break
 		}
 	}
 	var problems []string
@@ -266,4 +269,26 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 		fmt.Fprintf(w, "  %s  %s: %s\n", f.id, f.desc, e)
 	}
 	return nil
+}
+
+// lockForReading takes the dataset's lock shared, as runs do, so that a
+// reader sees the parts before or after a compaction, never in the middle:
+// while a compaction holds it, it says so on w and waits. A folder without
+// the lock file (no run or compaction ever wrote it, or not a dataset) is
+// read without it, and so is one the file cannot be opened in.
+func lockForReading(ctx context.Context, dir string, w io.Writer) (release func(), err error) {
+	if w == nil {
+		w = io.Discard
+	}
+	if _, err := os.Stat(filepath.Join(dir, dataset.DatasetLockName)); err != nil {
+		return func() {}, nil
+	}
+	l, err := dataset.LockShared(ctx, dir, func() { fmt.Fprintf(w, "waiting for a compaction of %s to finish\n", dir) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return func() {}, nil
+	}
+	return func() { l.Release() }, nil
 }
