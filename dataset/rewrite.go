@@ -15,11 +15,16 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// DropRows rewrites a part without the rows whose point_id drop reports,
-// atomically: the new content is written to a temporary file and renamed over
-// the part, so a crash leaves the old part or the new one, never both or
-// neither. A part left empty is removed. It returns the rows dropped.
-func DropRows(ctx context.Context, path string, drop func(id string) bool) (int, error) {
+// DropFailedRows rewrites a part without the failed rows whose point_id
+// drop reports (ok rows are always kept: a compacted part may hold a
+// point's ok row beside its failed one), atomically: the new content is
+// written to a temporary file and renamed over the part, so a crash leaves
+// the old part or the new one, never both or neither. The temporary of a
+// rewrite that crashed is replaced (the caller holds LockRewrite). A part
+// left empty is removed, unless it is the merged part of an interrupted
+// compaction (its journal still names inputs that it hides), which is kept
+// with no rows. It returns the rows dropped.
+func DropFailedRows(ctx context.Context, path string, drop func(id string) bool) (int, error) {
 	meta, err := Metadata(path)
 	if err != nil {
 		return 0, err
@@ -41,11 +46,19 @@ func DropRows(ctx context.Context, path string, drop func(id string) bool) (int,
 		return 0, fmt.Errorf("part %s has no %s column", path, ColID)
 	}
 	ids := rec.Column(ci[0]).(*array.String)
+	si := rec.Schema().FieldIndices(ColStatus)
+	if len(si) == 0 {
+		return 0, fmt.Errorf("part %s has no %s column", path, ColStatus)
+	}
+	status, ok := rec.Column(si[0]).(*array.String)
+	if !ok {
+		return 0, fmt.Errorf("part %s: column %s is not a string column", path, ColStatus)
+	}
 	mask := array.NewBooleanBuilder(memory.DefaultAllocator)
 	defer mask.Release()
 	dropped := 0
 	for i := 0; i < ids.Len(); i++ {
-		d := drop(ids.Value(i))
+		d := status.Value(i) == StatusFailed && drop(ids.Value(i))
 		if d {
 			dropped++
 		}
@@ -54,7 +67,8 @@ func DropRows(ctx context.Context, path string, drop func(id string) bool) (int,
 	if dropped == 0 {
 		return 0, nil
 	}
-	if dropped == ids.Len() {
+	dir, name := filepath.Dir(path), filepath.Base(path)
+	if dropped == ids.Len() && !isCompactionOutput(dir, name) {
 		if err := os.Remove(path); err != nil {
 			return 0, err
 		}
@@ -67,10 +81,20 @@ func DropRows(ctx context.Context, path string, drop func(id string) bool) (int,
 		return 0, fmt.Errorf("part %s: %w", path, err)
 	}
 	defer out.Release()
-	if err := WritePart(filepath.Dir(path), filepath.Base(path), out, meta); err != nil {
+	if err := os.Remove(filepath.Join(dir, tmpPrefix+name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	if err := WritePart(dir, name, out, meta); err != nil {
 		return 0, err
 	}
 	return dropped, nil
+}
+
+// isCompactionOutput reports whether name is the merged part of an
+// interrupted compaction's journal in dir.
+func isCompactionOutput(dir, name string) bool {
+	j, err := readJournal(dir)
+	return err == nil && j.Output == name
 }
 
 // tableToRecord concatenates a table's chunks into one record batch.
@@ -97,7 +121,7 @@ func tableToRecord(tbl arrow.Table) arrow.RecordBatch {
 }
 
 // RewriteLockName is the file whose flock(2) serialises part rewrites
-// (DropRows) between runs of different shards of one dataset.
+// (DropFailedRows) between runs of different shards of one dataset.
 const RewriteLockName = ".lock-rewrite"
 
 // LockRewrite takes the rewrite lock exclusively, waiting while another run

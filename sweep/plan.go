@@ -30,7 +30,21 @@ type Plan struct {
 	Stale        map[string]int64 // rows per other engine version found
 	Bad          []*dataset.CorruptError
 	FailedParts  []string // parts holding failed rows of this engine version
-	first        []int64  // first few points' combination indexes, for display
+	// Superseded counts the failed rows of points that also have an ok row
+	// (an interrupted --retry-failed run wrote the ok row but was stopped
+	// before it dropped the failed one); SupersededParts hold them. Run
+	// drops them (DropSuperseded).
+	Superseded      int64
+	SupersededParts []string
+	superseded      map[uint64]bool
+	first           []int64 // first few points' combination indexes, for display
+}
+
+// IsSuperseded reports whether the point id has an ok row beside a failed
+// one.
+func (pl *Plan) IsSuperseded(id string) bool {
+	k, ok := ParseKey(id)
+	return ok && pl.superseded[k]
 }
 
 // PlanOptions tunes Expand.
@@ -132,6 +146,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	}
 	// what the dataset holds: an ok row wins over failed ones
 	var okKeys, failedKeys []uint64
+	var failedIn []int // index in pl.FailedParts of each failed key
 	bad, err := dataset.Index(ctx, dir, func(e dataset.Entry) {
 		if e.EngineVersion != s.Engine.Version() {
 			pl.Stale[e.EngineVersion]++
@@ -146,6 +161,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 				pl.FailedParts = append(pl.FailedParts, e.Part)
 			}
 			failedKeys = append(failedKeys, key)
+			failedIn = append(failedIn, len(pl.FailedParts)-1)
 		} else {
 			okKeys = append(okKeys, key)
 		}
@@ -155,7 +171,20 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	}
 	pl.Bad = bad
 	ok, failed := newKeySet(okKeys), newKeySet(failedKeys)
-	okKeys, failedKeys = nil, nil
+	for i, k := range failedKeys {
+		if !ok.has(k) {
+			continue
+		}
+		if pl.superseded == nil {
+			pl.superseded = map[uint64]bool{}
+		}
+		pl.superseded[k] = true
+		pl.Superseded++
+		if p := pl.FailedParts[failedIn[i]]; !slices.Contains(pl.SupersededParts, p) {
+			pl.SupersededParts = append(pl.SupersededParts, p)
+		}
+	}
+	okKeys, failedKeys, failedIn = nil, nil, nil
 	// IDs are needed to look points up in the dataset and to place them in
 	// shards; a first run of a whole study needs neither
 	needID := ok.n > 0 || failed.n > 0 || o.Shard != All

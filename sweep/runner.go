@@ -121,6 +121,9 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	}
 	res.Plan = pl
 	if !o.Discard {
+		if err := dropSuperseded(ctx, o.Out, pl, logf); err != nil {
+			return nil, err
+		}
 		for _, b := range pl.Bad {
 			dst, err := dataset.Quarantine(b.Path)
 			if err != nil {
@@ -318,7 +321,7 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 			if _, err := os.Stat(part); errors.Is(err, os.ErrNotExist) {
 				continue // another shard's retry emptied and removed it
 			}
-			n, err := dataset.DropRows(context.WithoutCancel(ctx), part, func(id string) bool { return retried[id] })
+			n, err := dataset.DropFailedRows(context.WithoutCancel(ctx), part, func(id string) bool { return retried[id] })
 			if err != nil {
 				return res, fmt.Errorf("dropping retried rows from %s: %w", part, err)
 			}
@@ -334,6 +337,36 @@ func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		return res, &Interrupted{Done: pl.Done + res.OK, Total: pl.Points, Resume: o.Resume}
 	}
 	return res, nil
+}
+
+// dropSuperseded drops the failed rows of points that also have an ok row
+// (pl.Superseded): a --retry-failed run stopped after it wrote a point's
+// new row but before it dropped the old one leaves both, and the point is
+// never retried again, so the first run after it cleans up.
+func dropSuperseded(ctx context.Context, dir string, pl *Plan, logf func(string, ...any)) error {
+	if len(pl.SupersededParts) == 0 {
+		return nil
+	}
+	rl, err := dataset.LockRewrite(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer rl.Release()
+	var n int
+	for _, part := range pl.SupersededParts {
+		if _, err := os.Stat(part); errors.Is(err, os.ErrNotExist) {
+			continue // another shard's run rewrote and removed it
+		}
+		d, err := dataset.DropFailedRows(context.WithoutCancel(ctx), part, pl.IsSuperseded)
+		if err != nil {
+			return fmt.Errorf("dropping superseded failed rows from %s: %w", part, err)
+		}
+		n += d
+	}
+	if n > 0 {
+		logf("dropped %d failed rows of points that have an ok row (left by an interrupted --retry-failed run)", n)
+	}
+	return nil
 }
 
 // removeTemps deletes temporaries of crashed writers of this shard.

@@ -125,6 +125,64 @@ func TestRetryFailedReplacesRows(t *testing.T) {
 	}
 }
 
+// TestInterruptedRetryIsCleanedUp: a --retry-failed run stopped after it
+// wrote the retried points' ok rows but before it dropped their failed rows
+// leaves both (simulated by putting the old parts back, then compacting so
+// that ok and failed rows of a point share a part); the next plain run
+// drops the failed rows and keeps every ok row.
+func TestInterruptedRetryIsCleanedUp(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 7}
+	f.failing.Store(true)
+	withFake(t, f)
+	s := fakeStudy(t, 100)
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Jobs: 2, FlushRows: 10}); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := dataset.Parts(dir)
+	saved := map[string][]byte{}
+	for _, p := range old {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[p] = b
+	}
+	f.failing.Store(false)
+	if res, err := Run(context.Background(), s, RunOptions{Out: dir, RetryFailed: true}); err != nil || res.OK != 14 {
+		t.Fatalf("retry: %v", err)
+	}
+	for p, b := range saved { // the failed rows are back
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dataset.Compact(context.Background(), dir, dataset.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Expand(context.Background(), s, dir, PlanOptions{})
+	if err != nil || pl.Superseded != 14 || pl.Done != 100 || len(pl.SupersededParts) != 1 {
+		t.Fatalf("plan: superseded %d in %v, done %d: %v", pl.Superseded, pl.SupersededParts, pl.Done, err)
+	}
+	var log strings.Builder
+	res, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log})
+	if err != nil || res.Ran != 0 {
+		t.Fatalf("run after the interrupted retry: ran %d: %v", res.Ran, err)
+	}
+	if !strings.Contains(log.String(), "dropped 14 failed rows of points that have an ok row") {
+		t.Errorf("log: %q", log.String())
+	}
+	got := rows(t, dir) // fails on a point with two rows
+	if len(got) != 100 {
+		t.Fatalf("%d points", len(got))
+	}
+	for id, st := range got {
+		if st != dataset.StatusOK {
+			t.Fatalf("point %s is %s", id, st)
+		}
+	}
+}
+
 func TestFailedRowsCarryTheError(t *testing.T) {
 	f := &fakeEngine{version: "1", failEvery: 10}
 	f.failing.Store(true)

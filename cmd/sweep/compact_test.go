@@ -228,3 +228,39 @@ func TestReadersWaitForCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusVerifyReportsSupersededRows: a failed row beside the ok row of
+// its point (left by an interrupted --retry-failed run) fails --verify and
+// is named; the next run drops it and --verify passes.
+func TestStatusVerifyReportsSupersededRows(t *testing.T) {
+	dir := t.TempDir()
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	s, err := sweep.Load(seedStudy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]engine.Value, len(s.Engine.Params()))
+	s.Fill(0, p)
+	s.Engine.Resolve(s.Dir, p)
+	id := sweep.NewHasher(s.Engine).ID(p).String()
+	w, err := dataset.NewWriter(dir, "hand", s.Engine, map[string]string{dataset.MetaStudy: s.Text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(&dataset.Row{ID: id, Status: dataset.StatusFailed, Error: "old failure", Params: p, Metrics: make([]engine.Value, len(s.Engine.Metrics())), Finished: time.Now()})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code := runCLI(t, "status", dir, "--study", seedStudy, "--verify")
+	if code != 1 || !strings.Contains(stdout, "superseded: 1 points have a failed row beside their ok row") {
+		t.Fatalf("status --verify: exit %d\n%s", code, stdout)
+	}
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	if stdout, _, code := runCLI(t, "status", dir, "--study", seedStudy, "--verify"); code != 0 {
+		t.Fatalf("status --verify after the next run: exit %d\n%s", code, stdout)
+	}
+}

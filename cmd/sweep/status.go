@@ -81,13 +81,16 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	if err != nil {
 		return err
 	}
-	var dups, failedPoints int64
+	var dups, failedPoints, superseded int64
 	for _, st := range ids {
 		if st.ok > 1 || (st.ok == 0 && st.failed > 1) {
 			dups++
 		}
 		if st.ok == 0 {
 			failedPoints++
+		}
+		if st.ok > 0 && st.failed > 0 {
+			superseded++
 		}
 	}
 	fmt.Fprintf(w, "dataset: %s\n", dir)
@@ -176,6 +179,10 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 				}
 			}
 		}
+	}
+	if superseded > 0 {
+		fmt.Fprintf(w, "superseded: %d points have a failed row beside their ok row (an interrupted --retry-failed run); the next sweep run of the study drops them\n", superseded)
+		problems = append(problems, fmt.Sprintf("%d points with superseded failed rows", superseded))
 	}
 	if len(bad) > 0 {
 		problems = append(problems, fmt.Sprintf("%d unreadable parts", len(bad)))
