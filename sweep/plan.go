@@ -313,6 +313,10 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 		return nil, err
 	}
 	pl.Dropped, pl.Points, pl.OtherShards = dropped.Load(), points.Load(), other.Load()
+	if pl.Combinations > 0 && pl.Dropped == pl.Combinations {
+		return nil, &InputError{File: s.Path, Line: locate(s.Text, []string{"study", "where"}), Key: "study.where",
+			Msg: fmt.Sprintf("the constraints drop every one of the %d combinations of the axes: the study has no points", pl.Combinations)}
+	}
 	pl.Done, pl.Failed = done.Load(), nfailed.Load()
 	slices.Sort(firsts)
 	pl.first = firsts[:min(len(firsts), o.Preview)]

@@ -55,8 +55,40 @@ func DefaultOut(s *Study) string { return filepath.Join("results", s.Name) }
 
 // Run evaluates the study's pending points in parallel and streams the rows
 // into the dataset. On ctx cancellation it stops issuing points, writes what
-// finished, and returns *Interrupted.
+// finished, and returns *Interrupted. A run that fails before it writes
+// anything into a dataset folder it created (an invalid point, say) removes
+// the folder again.
 func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
+	out := o.Out
+	if out == "" {
+		out = DefaultOut(s)
+	}
+	_, statErr := os.Stat(out)
+	res, err := run(ctx, s, o)
+	if err != nil && !o.Discard && errors.Is(statErr, os.ErrNotExist) {
+		removeUnused(out)
+	}
+	return res, err
+}
+
+// removeUnused removes dir if it holds nothing but lock files.
+func removeUnused(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".lock") || e.IsDir() {
+			return
+		}
+	}
+	for _, e := range ents {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+	os.Remove(dir)
+}
+
+func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	start := time.Now()
 	if o.Out == "" {
 		o.Out = DefaultOut(s)

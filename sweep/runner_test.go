@@ -260,6 +260,31 @@ func TestSecondRunIsRefused(t *testing.T) {
 	}
 }
 
+// TestInvalidStudyLeavesNoFolder: a run that stops at an invalid point
+// before writing anything removes the dataset folder it created (and its
+// lock files); an existing folder stays.
+func TestInvalidStudyLeavesNoFolder(t *testing.T) {
+	s, err := Parse("bad.toml", "[study]\nname = \"x\"\n[axes]\nnum_experts = [2]\ntop_k = [1, 4]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "new")
+	var ie *InputError
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir}); !errors.As(err, &ie) {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the folder is left behind: %v", err)
+	}
+	existing := t.TempDir()
+	if _, err := Run(context.Background(), s, RunOptions{Out: existing}); !errors.As(err, &ie) {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := os.Stat(existing); err != nil {
+		t.Fatalf("an existing folder was removed: %v", err)
+	}
+}
+
 // TestOtherShardingIsRefused checks that runs whose point sets overlap do
 // not write one dataset at once: while shards of 2 run, a run without
 // --shard and a shard of 3 are refused, and another shard of 2 is not;

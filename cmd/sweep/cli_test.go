@@ -321,14 +321,38 @@ func TestUsageErrors(t *testing.T) {
 		{"sim", "--set", "num_experts=8", "--set", "top_k=9"},
 		{"sim", "--set", "batch_size=0"},
 		{"sim", "--model-config", "no-such.json"},
+		{"plan", "../../studies/seed-moe.toml", "--show", "-1"},
+		{"run", "../../studies/seed-moe.toml", "--flush-every", "0"},
+		{"best", t.TempDir(), "--by", "latency_s", "--bogus"},
 	} {
-		_, errs, code := runCLI(t, args...)
+		out, errs, code := runCLI(t, args...)
 		if code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errs)
 		}
 		if !strings.HasPrefix(errs, "sweep: ") {
 			t.Errorf("%v: error %q", args, errs)
 		}
+		if out != "" { // a usage on stdout would land in a redirected CSV
+			t.Errorf("%v: printed on stdout:\n%s", args, out)
+		}
+	}
+}
+
+// TestPlanHonoursMaxPoints: plan refuses a study above its max_points, as
+// run does, unless --force.
+func TestPlanHonoursMaxPoints(t *testing.T) {
+	text, err := os.ReadFile(seedStudy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	study := filepath.Join(t.TempDir(), "capped.toml")
+	os.WriteFile(study, []byte(strings.Replace(string(text), "seed = 1\n", "seed = 1\nmax_points = 10\n", 1)), 0o644)
+	_, errs, code := runCLI(t, "plan", study, "--count")
+	if code != 2 || !strings.Contains(errs, "more than max_points = 10") {
+		t.Fatalf("plan above max_points: exit %d %s", code, errs)
+	}
+	if out, errs, code := runCLI(t, "plan", study, "--count", "--force"); code != 0 || strings.TrimSpace(out) != "180" {
+		t.Fatalf("plan --force: exit %d %q %s", code, out, errs)
 	}
 }
 

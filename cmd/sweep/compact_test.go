@@ -264,3 +264,29 @@ func TestStatusVerifyReportsSupersededRows(t *testing.T) {
 		t.Fatalf("status --verify after the next run: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestStatusWithRelativeInputFiles: a stored study whose input files are
+// relative to where it was run from does not load beside the dataset;
+// status says so, suggests --study and still summarises the dataset.
+func TestStatusWithRelativeInputFiles(t *testing.T) {
+	root := t.TempDir()
+	cfg, err := os.ReadFile("../../engine/moe/testdata/hf/mixtral-8x7b.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "cfg"), 0o755)
+	os.WriteFile(filepath.Join(root, "cfg", "m.json"), cfg, 0o644)
+	study := filepath.Join(root, "s.toml")
+	os.WriteFile(study, []byte("[study]\nname = \"rel\"\n[base]\nmodel_config = \"cfg/m.json\"\nn_layers = 1\n[axes]\nbatch_size = [8, 16]\n"), 0o644)
+	ds := filepath.Join(root, "ds")
+	if _, errs, code := runCLI(t, "run", study, "--out", ds, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	stdout, errs, code := runCLI(t, "status", ds)
+	if code != 0 || !strings.Contains(stdout, "stored study does not load here") || !strings.Contains(stdout, "pass --study FILE") || !strings.Contains(stdout, "rows:    2 (2 ok, 0 failed)") {
+		t.Fatalf("status: exit %d\n%s%s", code, stdout, errs)
+	}
+	if stdout, errs, code := runCLI(t, "status", ds, "--study", study, "--verify"); code != 0 {
+		t.Fatalf("status --study --verify: exit %d\n%s%s", code, stdout, errs)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/sweep-dse/sweep/engine"
@@ -136,22 +137,31 @@ func exitCode(err error, stderr io.Writer) int {
 
 // parseFlags parses flags that may come before or after positional
 // arguments, and returns the positional ones.
+//
+// Everything after a standalone "--" is positional, verbatim (sweep slurm
+// passes it on to sweep run). The usage is printed (to stdout) for --help
+// only; a bad flag is a *UsageError, which the caller reports on stderr.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
+	var rest []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, rest = args[:i], args[i+1:]
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, err
 			}
 			return nil, usageErr(fmt.Sprintf("%s: %v (see `sweep %s --help`)", fs.Name(), err, fs.Name()))
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
+			return append(pos, rest...), nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

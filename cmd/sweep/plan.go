@@ -16,6 +16,7 @@ type planOptions struct {
 	Shard string
 	Count bool
 	Show  int
+	Force bool
 }
 
 func runPlan(ctx context.Context, stdout, stderr io.Writer, args []string) error {
@@ -25,9 +26,13 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	fs.StringVar(&o.Shard, "shard", "", "plan only shard `i/N`")
 	fs.BoolVar(&o.Count, "count", false, "print only the number of points")
 	fs.IntVar(&o.Show, "show", 5, "how many points to preview")
+	fs.BoolVar(&o.Force, "force", false, "plan a study larger than its max_points (as sweep run --force runs it)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return handleHelp(fs, err)
+	}
+	if o.Show < 0 {
+		return usageErr(fmt.Sprintf("plan: --show %d: must not be negative", o.Show))
 	}
 	if len(pos) != 1 {
 		return usageErr("plan: want exactly one study file (see `sweep plan --help`)")
@@ -45,7 +50,7 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	if o.Out == "" {
 		o.Out = sweep.DefaultOut(s)
 	}
-	pl, err := sweep.Expand(ctx, s, o.Out, sweep.PlanOptions{Shard: sh, Preview: o.Show, Force: true})
+	pl, err := sweep.Expand(ctx, s, o.Out, sweep.PlanOptions{Shard: sh, Preview: o.Show, Force: o.Force})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,8 +33,9 @@ type runOptions struct {
 	CPUProfile    string
 }
 
-func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error {
-	var o runOptions
+// runFlags is sweep run's flag set, filling o (also used by sweep slurm to
+// check the run flags it passes on).
+func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs := newFlags("run", "run STUDY.toml [flags]\n\nEvaluates every point of the study in parallel and streams the rows into a\nParquet dataset (results/<study name>/ unless --out). Running it again resumes:\nonly points without a row run. Ctrl-C stops, saves what finished, exits 130.", stdout)
 	fs.StringVar(&o.Out, "out", "", "dataset `folder` (default results/<study name>)")
 	fs.IntVar(&o.Jobs, "jobs", runtime.NumCPU(), "points evaluated in parallel")
@@ -48,6 +50,12 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	fs.BoolVar(&o.Quiet, "quiet", false, "print no summary")
 	fs.BoolVar(&o.KeepWork, "keep-work", false, "engine = \"command\": keep every point's work folder (<dataset>/_work/), not only failed ones")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) to `file`")
+	return fs
+}
+
+func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	var o runOptions
+	fs := runFlags(&o, stdout)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return handleHelp(fs, err)
@@ -60,6 +68,9 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	}
 	if o.FlushRows < 1 {
 		return usageErr(fmt.Sprintf("--flush-rows %d: must be at least 1", o.FlushRows))
+	}
+	if o.FlushEvery <= 0 {
+		return usageErr(fmt.Sprintf("--flush-every %v: must be positive", o.FlushEvery))
 	}
 	sh := sweep.All
 	if o.Shard != "" {

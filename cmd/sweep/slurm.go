@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -80,6 +81,9 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	}
 	if o.MaxArraySize < 0 {
 		return usageErr(fmt.Sprintf("--max-array-size %d: must be positive", o.MaxArraySize))
+	}
+	if err := checkRunFlags(pos[1:]); err != nil {
+		return err
 	}
 	return slurm(ctx, stdout, pos[0], pos[1:], o, "sweep "+strings.Join(append([]string{"slurm"}, args...), " "))
 }
@@ -178,4 +182,31 @@ func hasFlag(args []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// checkRunFlags checks the flags sweep slurm passes on to every sweep run,
+// so that a typo fails here rather than in every array task.
+func checkRunFlags(args []string) error {
+	var ro runOptions
+	fs := runFlags(&ro, io.Discard)
+	extra, err := parseFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usageErr("slurm: --help after -- : the run flags are those of `sweep run --help`")
+		}
+		return usageErr(fmt.Sprintf("slurm: the run flags after --: %v", err))
+	}
+	if len(extra) > 0 {
+		return usageErr(fmt.Sprintf("slurm: the run flags after -- must be flags of sweep run; %q is not", extra[0]))
+	}
+	var bad string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "out" || f.Name == "shard" {
+			bad = f.Name
+		}
+	})
+	if bad != "" {
+		return usageErr(fmt.Sprintf("slurm: --%s after --: every array task sets it itself (use sweep slurm --out for the folder)", bad))
+	}
+	return nil
 }

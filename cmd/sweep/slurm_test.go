@@ -47,11 +47,15 @@ func runTask(t *testing.T, path, script string, offset, task int) (string, int) 
 func TestSlurmScriptsWithoutSlurm(t *testing.T) {
 	path := noSlurm(t)
 	out := filepath.Join(t.TempDir(), "ds")
-	stdout, errs, code := runCLI(t, "slurm", seedStudy, "--tasks", "4", "--max-array-size", "3", "--out", out, "--sweep-bin", sweepBin, "--", "--flush-rows", "10")
+	stdout, errs, code := runCLI(t, "slurm", seedStudy, "--tasks", "4", "--max-array-size", "3", "--out", out, "--sweep-bin", sweepBin, "--", "--flush-rows", "10", "--retry-failed")
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, stdout, errs)
 	}
 	script := filepath.Join(out, "slurm", "seed-moe.sbatch")
+	// every run flag after -- reaches the tasks' sweep run
+	if b, err := os.ReadFile(script); err != nil || !strings.Contains(string(b), "--flush-rows 10 --retry-failed") {
+		t.Errorf("the script does not pass both run flags on (%v):\n%s", err, b)
+	}
 	finish := filepath.Join(out, "slurm", "seed-moe-finish.sbatch")
 	for _, want := range []string{
 		"180 points in 4 shards",
@@ -193,6 +197,10 @@ func TestSlurmUsageErrors(t *testing.T) {
 		{"slurm", "no-such-study.toml", "--sweep-bin", sweepBin},
 		{"slurm", seedStudy, "--sweep-bin", "/nonexistent/sweep"},
 		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--shard", "0/2"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--retry-failed", "--bogus"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--flush-rows", "many"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--retry-failed", "stray"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--out", "elsewhere"},
 	} {
 		if _, errs, code := runCLI(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errs)

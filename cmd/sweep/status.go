@@ -133,11 +133,20 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		}
 	}
 	var problems []string
+	var pl *sweep.Plan
 	if s != nil {
-		pl, err := sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true, RetryFailed: true})
-		if err != nil {
+		pl, err = sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true, RetryFailed: true})
+		if err != nil && (o.Study != "" || ctx.Err() != nil) {
 			return err
 		}
+		if err != nil {
+			// the stored study names input files relative to where it was
+			// run from (e.g. model_config = "configs/m.json")
+			fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
+			s = nil
+		}
+	}
+	if s != nil {
 		pending := pl.Points - pl.Done - pl.Failed
 		fmt.Fprintf(w, "study:   %s: %d points: %d done, %d failed, %d pending\n", s.Name, pl.Points, pl.Done, pl.Failed, pending)
 		if pending > 0 {
