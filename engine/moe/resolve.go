@@ -203,8 +203,12 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 			return perr(i, p[i], "not one of %s", strings.Join(enum, ", "))
 		}
 	}
-	// model: config file, then preset
+	// model: config file, then preset; not both, or the preset's name would
+	// label the config file's architecture
 	if v := p[pModelConfig]; v.IsSet() && v.S != "" {
+		if m := p[pModel]; m.IsSet() && m.S != "custom" {
+			return perr(pModel, m, "model_config = %q gives the architecture too: give one of them (the rows would name preset %s with the file's shape)", v.S, m.S)
+		}
 		data, err := e.files.load(dir, v.S, func(path string) (any, error) { return LoadModelConfig(path) })
 		if err != nil {
 			return err
