@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -506,8 +507,16 @@ func rangeValues(p engine.Param, t map[string]any) ([]engine.Value, error) {
 		if n > maxAxisValues {
 			return nil, fmt.Errorf("range has %.0f values, more than %d", n, maxAxisValues)
 		}
+		// from + i·step carries binary noise (1.0 + 7·0.1 is
+		// 1.7000000000000002): round to the decimals of from and step, so a
+		// value equals the literal a user would write for it
+		scale := math.Pow(10, float64(max(decimals(from), decimals(step))))
 		for i := 0; i < int(n); i++ {
-			vals = append(vals, from+float64(i)*step)
+			v := from + float64(i)*step
+			if scale <= 1e15 {
+				v = math.Round(v*scale) / scale
+			}
+			vals = append(vals, v)
 		}
 	} else {
 		if mul <= 1 {
@@ -517,7 +526,10 @@ func rangeValues(p engine.Param, t map[string]any) ([]engine.Value, error) {
 			return nil, fmt.Errorf("a geometric range needs from > 0, got %g", from)
 		}
 		for x := from; x <= to*(1+eps); x *= mul {
-			vals = append(vals, x)
+			// 12 significant digits drop the noise of repeated products
+			// (1.1·1.1 is 1.2100000000000002)
+			r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 12, 64), 64)
+			vals = append(vals, r)
 			if len(vals) > maxAxisValues {
 				return nil, fmt.Errorf("range has more than %d values", maxAxisValues)
 			}
@@ -697,4 +709,14 @@ func EditDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// decimals is the number of digits after the decimal point in the shortest
+// decimal form of x (0 for whole numbers).
+func decimals(x float64) int {
+	f := strconv.FormatFloat(math.Abs(x), 'f', -1, 64)
+	if i := strings.IndexByte(f, '.'); i >= 0 {
+		return len(f) - i - 1
+	}
+	return 0
 }

@@ -204,3 +204,33 @@ n_heads = [8, 16]
 		t.Fatalf("kept %d of %d: the constraints should drop some", kept, s.Combinations())
 	}
 }
+
+// TestFloatRangesAreExact: range values equal the decimal literals a user
+// would write for them (a where clause or a later list with 1.7 finds the
+// point), for linear and geometric ranges.
+func TestFloatRangesAreExact(t *testing.T) {
+	s, err := Parse("r.toml", `[study]
+name = "r"
+[axes]
+capacity_factor = {from = 1.0, to = 2.0, step = 0.1}
+routing_skew = {from = 1.0, to = 2.0, mul = 1.1}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{
+		"capacity_factor": {1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2},
+		"routing_skew":    {1, 1.1, 1.21, 1.331, 1.4641, 1.61051, 1.771561, 1.9487171},
+	}
+	for _, d := range s.Dims {
+		w := want[d.Names[0]]
+		if len(d.Values[0]) != len(w) {
+			t.Fatalf("%s: %d values, want %d", d.Names[0], len(d.Values[0]), len(w))
+		}
+		for i, v := range d.Values[0] {
+			if v.F != w[i] {
+				t.Errorf("%s[%d] = %v, want %v", d.Names[0], i, v.F, w[i])
+			}
+		}
+	}
+}
