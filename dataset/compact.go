@@ -311,6 +311,30 @@ func mergeGroup(ctx context.Context, dir, name string, g group, m *Merge) error 
 	return nil
 }
 
+// mergedProps are the settings of a merged part: the encodings of the
+// parts sweep run writes (writerProps: dictionaries for strings only,
+// DELTA_BINARY_PACKED for integers and timestamps) at zstd's default level
+// (a compaction runs once, so it compresses harder than a run), in row
+// groups of compactRowGroup rows.
+func mergedProps(sc *arrow.Schema) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithMaxRowGroupLength(compactRowGroup),
+	}
+	for _, f := range sc.Fields() {
+		switch f.Type.ID() {
+		case arrow.STRING:
+			if f.Name != ColID {
+				opts = append(opts, parquet.WithDictionaryFor(f.Name, true))
+			}
+		case arrow.INT64, arrow.TIMESTAMP:
+			opts = append(opts, parquet.WithEncodingFor(f.Name, parquet.Encodings.DeltaBinaryPacked))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
+}
+
 // writeMerged streams the rows of inputs, in order, into a new part at tmp
 // (synced, not renamed) and returns their digest. It removes tmp on error.
 func writeMerged(ctx context.Context, tmp string, inputs []string, meta map[string]string) (sum digest, err error) {
@@ -328,11 +352,7 @@ func writeMerged(ctx context.Context, tmp string, inputs []string, meta map[stri
 			os.Remove(tmp)
 		}
 	}()
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithMaxRowGroupLength(compactRowGroup),
-	)
+	var props *parquet.WriterProperties
 	var idCol, stCol int
 	var schema *arrow.Schema
 	for _, in := range inputs {
@@ -349,6 +369,7 @@ func writeMerged(ctx context.Context, tmp string, inputs []string, meta map[stri
 			defer rr.Release()
 			sc := plainSchema(rr.Schema())
 			if fw == nil {
+				props = mergedProps(sc)
 				if fw, err = pqarrow.NewFileWriter(sc, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())); err != nil {
 					return fmt.Errorf("compact: %w", err)
 				}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
 
 	"github.com/sweep-dse/sweep/engine"
 )
@@ -413,5 +414,59 @@ func TestCompactAndRunsExcludeEachOther(t *testing.T) {
 	defer cancel()
 	if _, err := LockShared(cctx, dir, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("cancelled wait: err = %v", err)
+	}
+}
+
+// TestCompactKeepsTheEncodings: a merged part has the encodings of the
+// parts sweep run writes (integers delta-encoded, numbers never in a
+// dictionary) and is no larger than its inputs together.
+func TestCompactKeepsTheEncodings(t *testing.T) {
+	dir := t.TempDir()
+	e, rows := seedRows(t, 4000)
+	var inputs int64
+	for i := 0; i < 4; i++ {
+		w, err := NewWriter(dir, fmt.Sprintf("all-%d", i), e, map[string]string{MetaStudy: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := i * 1000; j < (i+1)*1000; j++ {
+			rows[j].ID = fmt.Sprintf("%032x", j)
+			w.Append(&rows[j])
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		inputs += sizeOf(t, w.Written()[0])
+	}
+	if _, err := Compact(context.Background(), dir, CompactOptions{TargetSize: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := Parts(dir)
+	if len(parts) != 1 {
+		t.Fatalf("parts %v", parts)
+	}
+	if got := sizeOf(t, parts[0]); got > inputs {
+		t.Errorf("merged part %d bytes, its inputs %d", got, inputs)
+	}
+	pf, _, err := Open(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	rg := pf.MetaData().RowGroup(0)
+	for i := 0; i < rg.NumColumns(); i++ {
+		cc, _ := rg.ColumnChunk(i)
+		encs := cc.Encodings()
+		name := cc.PathInSchema().String()
+		switch cc.Type() {
+		case parquet.Types.Int64:
+			if !slices.Contains(encs, parquet.Encodings.DeltaBinaryPacked) {
+				t.Errorf("%s: %v, want DELTA_BINARY_PACKED", name, encs)
+			}
+		case parquet.Types.Double:
+			if slices.Contains(encs, parquet.Encodings.RLEDict) || slices.Contains(encs, parquet.Encodings.PlainDict) {
+				t.Errorf("%s: %v, want no dictionary", name, encs)
+			}
+		}
 	}
 }
