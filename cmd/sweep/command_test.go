@@ -444,6 +444,9 @@ cli_config = "request-traces/clb/{{.trace}}"
 sys_config = "configs/system_configs/{{.sys}}.json"
 timeout = "1m"
 
+[base]
+num_experts = 0   # dense: the front end has no MoE layer
+
 [axes]
 sys = ["sub-batch-off", "sub-batch-on"]
 trace = ["share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv", "share-gpt2-bs512-ms7B-tp4-clb-0.csv"]
@@ -486,6 +489,7 @@ n_heads = [32, 40]
 		for _, n := range []string{"d_model", "n_heads"} {
 			p[engine.ParamIndex(params, n)] = engine.IntV(r[n].(int64))
 		}
+		p[engine.ParamIndex(params, "num_experts")] = engine.IntV(0) // as in [base]
 		if err := eng.Resolve(s.Dir, p); err != nil {
 			t.Fatal(err)
 		}
@@ -556,7 +560,9 @@ n_heads = [32, 40]
 }
 
 // The shipped NeuPIMs study is valid and runs: with root pointed at the
-// test configs and `sweep neupims` standing in for the NeuPIMs binary.
+// test configs and `sweep neupims` standing in for the NeuPIMs binary, every
+// point runs and fails with the front end's refusal of a MoE model config
+// (it models the dense decoder only), which names the key.
 func TestExampleNeupimsStudy(t *testing.T) {
 	data, err := os.ReadFile("../../studies/neupims-command.toml")
 	if err != nil {
@@ -579,7 +585,12 @@ func TestExampleNeupimsStudy(t *testing.T) {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, errs)
 	}
 	stdout, errs, code = runCLI(t, "run", study, "--out", out, "--jobs", "8", "--progress", "none")
-	if code != 0 || !strings.Contains(stdout, "(36 ok, 0 failed)") {
+	if code != 0 || !strings.Contains(stdout, "(0 ok, 36 failed)") {
 		t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
+	}
+	for _, r := range datasetRows(t, out, "error") {
+		if e := r["error"].(string); !strings.Contains(e, `key "moe_enabled": true: sweep neupims models NeuPIMs' dense GPT-3 decoder`) {
+			t.Fatalf("error %q", e)
+		}
 	}
 }

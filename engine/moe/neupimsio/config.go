@@ -124,6 +124,14 @@ func (f *jsonFile) str(key, def string) (string, error) {
 	return s, nil
 }
 
+// boolOr reads a boolean, def when the key is absent.
+func (f *jsonFile) boolOr(key string, def bool) (bool, error) {
+	if _, ok := f.m[key]; !ok {
+		return def, nil
+	}
+	return f.boolean(key)
+}
+
 func (f *jsonFile) boolean(key string) (bool, error) {
 	raw, ok := f.m[key]
 	if !ok {
@@ -211,6 +219,14 @@ func Load(fs Files) (*Run, error) {
 	}
 	if r.TP, err = model.posInt("n_tp", -1); err != nil {
 		return nil, err
+	}
+	// NeuPIMs' own model configs are dense; a MoE extension's fields would
+	// be ignored here, silently giving the dense layer's cycles
+	if moe, _ := model.boolOr("moe_enabled", false); moe {
+		return nil, model.fail("moe_enabled", "true: sweep neupims models NeuPIMs' dense GPT-3 decoder and has no MoE layer; evaluate MoE points with the embedded engine (engine = \"moe\"), or run the MoE build of NeuPIMs")
+	}
+	if n, err := model.num("num_experts", 0); err == nil && n > 0 {
+		return nil, model.fail("num_experts", fmt.Sprintf("%g: sweep neupims models NeuPIMs' dense GPT-3 decoder and has no MoE layer; evaluate MoE points with the embedded engine (engine = \"moe\"), or run the MoE build of NeuPIMs", n))
 	}
 	if r.DModel%r.Heads != 0 {
 		return nil, model.fail("model_n_head", fmt.Sprintf("%d does not divide model_n_embd %d", r.Heads, r.DModel))
