@@ -153,6 +153,9 @@ func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	}
 	res.Plan = pl
 	if !o.Discard {
+		if other := otherStudy(o.Out, s.Name); other != "" {
+			logf("note: %s holds rows of study %q; this run adds the points of study %q to them (best, pareto and report read every row; status checks the newest study)", o.Out, other, s.Name)
+		}
 		if err := dropSuperseded(ctx, o.Out, pl, logf); err != nil {
 			return nil, err
 		}
@@ -369,6 +372,27 @@ func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		return res, &Interrupted{Done: pl.Done + res.OK, Total: pl.Points, Resume: o.Resume}
 	}
 	return res, nil
+}
+
+// otherStudy is the name of the study the newest part of the dataset in
+// dir was written from, if it is not name ("" if it is, or if there is no
+// readable part).
+func otherStudy(dir, name string) string {
+	parts, err := dataset.Parts(dir)
+	if err != nil {
+		return ""
+	}
+	for _, p := range dataset.NewestFirst(parts) {
+		m, err := dataset.Metadata(p)
+		if err != nil {
+			continue
+		}
+		if n := m[dataset.MetaStudyName]; n != name {
+			return n
+		}
+		return ""
+	}
+	return ""
 }
 
 // dropSuperseded drops the failed rows of points that also have an ok row

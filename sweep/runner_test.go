@@ -285,6 +285,30 @@ func TestInvalidStudyLeavesNoFolder(t *testing.T) {
 	}
 }
 
+// TestAnotherStudyIsNoted: a run into a folder written from another study
+// says so (the rows of both are kept side by side).
+func TestAnotherStudyIsNoted(t *testing.T) {
+	f := &fakeEngine{version: "1", failEvery: 1}
+	withFake(t, f)
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	s := fakeStudy(t, 7)
+	s.Name = "other"
+	var log strings.Builder
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), `holds rows of study "fake"; this run adds the points of study "other"`) {
+		t.Fatalf("log: %q", log.String())
+	}
+	log.Reset()
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log}); err != nil || strings.Contains(log.String(), "holds rows of study") {
+		t.Fatalf("a resume of the same study: %v %q", err, log.String())
+	}
+}
+
 // TestOtherShardingIsRefused checks that runs whose point sets overlap do
 // not write one dataset at once: while shards of 2 run, a run without
 // --shard and a shard of 3 are refused, and another shard of 2 is not;

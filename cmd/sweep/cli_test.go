@@ -324,6 +324,10 @@ func TestUsageErrors(t *testing.T) {
 		{"plan", "../../studies/seed-moe.toml", "--show", "-1"},
 		{"run", "../../studies/seed-moe.toml", "--flush-every", "0"},
 		{"best", t.TempDir(), "--by", "latency_s", "--bogus"},
+		{"compact", "/nonexistent/dataset"},
+		{"run", "../../studies/seed-moe.toml", "--out", "../../README.md"},
+		{"report", t.TempDir(), "-o", "../../README.md"},
+		{"help", "nosuch"},
 	} {
 		out, errs, code := runCLI(t, args...)
 		if code != 2 {

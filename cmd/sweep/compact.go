@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ func runCompact(ctx context.Context, stdout, stderr io.Writer, args []string) er
 }
 
 func compact(ctx context.Context, w io.Writer, dir string, o dataset.CompactOptions) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageErr(fmt.Sprintf("compact: %s is not a dataset folder", dir))
+	}
 	t0 := time.Now()
 	res, err := dataset.Compact(ctx, dir, o)
 	if res != nil {

@@ -68,6 +68,9 @@ func verbs() []verb {
 }
 
 func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			for _, v := range verbs() {
@@ -75,6 +78,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 					return v.run(ctx, stdout, stderr, []string{"--help"})
 				}
 			}
+			return usageErr(fmt.Sprintf("help: unknown verb %q; run `sweep help`", args[1]))
 		}
 		usage(stdout)
 		if len(args) == 0 {

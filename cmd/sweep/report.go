@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/sweep-dse/sweep/analysis"
@@ -69,6 +70,9 @@ func reportDataset(ctx context.Context, w io.Writer, dir string, o reportOptions
 	if len(o.Objectives) == 1 {
 		return usageErr("report: a Pareto front needs two or more objectives (--min/--max)")
 	}
+	if st, err := os.Stat(o.Out); o.Out != "" && err == nil && !st.IsDir() {
+		return usageErr(fmt.Sprintf("report: -o %s: not a folder", o.Out))
+	}
 	release, err := lockForReading(ctx, dir, o.Stderr)
 	if err != nil {
 		return err
@@ -82,6 +86,7 @@ func reportDataset(ctx context.Context, w io.Writer, dir string, o reportOptions
 	if out == "" {
 		out = filepath.Join(dir, "_report")
 	}
+
 	r, err := analysis.Build(ctx, d, analysis.ReportOptions{
 		Metrics:    splitList(o.Metrics),
 		X:          splitList(o.X),

@@ -78,6 +78,11 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 			return usageErr("--shard: " + err.Error())
 		}
 	}
+	if o.Out != "" {
+		if st, err := os.Stat(o.Out); err == nil && !st.IsDir() {
+			return usageErr(fmt.Sprintf("--out %s: not a folder", o.Out))
+		}
+	}
 	s, err := sweep.Load(pos[0])
 	if err != nil {
 		return err
