@@ -382,6 +382,12 @@ func (s *Study) ErrorAt(err error, point string) error {
 		i := engine.ParamIndex(s.Engine.Params(), pe.Name)
 		key := s.keys[i]
 		if key == "" {
+			// a parameter the study does not set (a preset's or a derived
+			// value): point at a parameter the message names that it sets
+			// ("n_heads = 32: does not divide d_model = 4100")
+			key = s.givenKeyIn(pe.Msg)
+		}
+		if key == "" {
 			key = pe.Name
 		}
 		kp := strings.Split(strings.ReplaceAll(strings.ReplaceAll(key, "[", "."), "]", ""), ".")
@@ -393,9 +399,72 @@ func (s *Study) ErrorAt(err error, point string) error {
 	}
 	var fe *engine.FileError
 	if errors.As(err, &fe) {
+		if key := s.fileKey(fe.Path); key != "" {
+			kp := strings.Split(strings.ReplaceAll(strings.ReplaceAll(key, "[", "."), "]", ""), ".")
+			return &InputError{File: s.Path, Line: locate(s.Text, kp), Key: key, Msg: err.Error()}
+		}
 		return &InputError{File: s.Path, Msg: err.Error()}
 	}
 	return err
+}
+
+// givenKeyIn returns the study key of the first parameter named in msg
+// that the study sets ("" if none).
+func (s *Study) givenKeyIn(msg string) string {
+	best, at := "", len(msg)+1
+	for i, key := range s.keys {
+		name := s.Engine.Params()[i].Name
+		for j := 0; j+len(name) <= len(msg); {
+			k := strings.Index(msg[j:], name)
+			if k < 0 {
+				break
+			}
+			k += j
+			before := k == 0 || !isIdent(msg[k-1])
+			after := k+len(name) == len(msg) || !isIdent(msg[k+len(name)])
+			if before && after && k < at {
+				best, at = key, k
+			}
+			j = k + 1
+		}
+	}
+	return best
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// fileKey returns the study key of the file parameter whose value names
+// path (relative to the study's folder), "" if none.
+func (s *Study) fileKey(path string) string {
+	want := filepath.Clean(path)
+	names := func(v engine.Value) bool {
+		return v.Kind == engine.String && v.S != "" &&
+			(filepath.Clean(v.S) == want || filepath.Clean(filepath.Join(s.Dir, v.S)) == want)
+	}
+	params := s.Engine.Params()
+	for i, key := range s.keys {
+		if !params[i].File {
+			continue
+		}
+		if i < len(s.Base) && names(s.Base[i]) {
+			return key
+		}
+		for _, d := range s.Dims {
+			for j, pi := range d.Params {
+				if pi != i {
+					continue
+				}
+				for _, v := range d.Values[j] {
+					if names(v) {
+						return key
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // toValue converts a TOML value to a parameter value of the parameter's
