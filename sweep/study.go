@@ -634,7 +634,7 @@ func compileWhere(src string, params []engine.Param, s *Study) (Constraint, erro
 	for _, n := range names {
 		i := engine.ParamIndex(params, n)
 		if i < 0 {
-			return Constraint{}, fmt.Errorf("%q: unknown name %q%s", src, n, suggest(n, params))
+			return Constraint{}, fmt.Errorf("%q: unknown name%s", src, suggest(n, params))
 		}
 		if !s.Base[i].IsSet() && s.keys[i] == "" && !params[i].Default.IsSet() {
 			return Constraint{}, fmt.Errorf("%q: %s is derived from other parameters; set it in [base] or [axes] to constrain it", src, n)
