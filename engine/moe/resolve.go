@@ -218,7 +218,7 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	if v := p[pModel]; v.IsSet() && v.S != "custom" {
 		pv, ok := lastModel.vec(&modelVecs, v.S, modelValues)
 		if !ok {
-			return perr(pModel, v, "unknown model preset; known: custom, %s", strings.Join(ModelPresetNames(), ", "))
+			return perr(pModel, v, "unknown model preset%s; known: custom, %s", caseHint(v.S, ModelPresetNames()), strings.Join(ModelPresetNames(), ", "))
 		}
 		fillVec(p, pv)
 	}
@@ -242,7 +242,7 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	}
 	pv, ok := lastHardware.vec(&hardwareVecs, hw.S, hardwareValues)
 	if !ok {
-		return perr(pHardware, hw, "unknown hardware preset; known: %s", strings.Join(HardwarePresetNames(), ", "))
+		return perr(pHardware, hw, "unknown hardware preset%s; known: %s", caseHint(hw.S, HardwarePresetNames()), strings.Join(HardwarePresetNames(), ", "))
 	}
 	fillVec(p, pv)
 	// traces
@@ -497,4 +497,15 @@ func validateRest(p []engine.Value) error {
 		return perr(pRouting, p[pRouting], "needs routing_trace")
 	}
 	return nil
+}
+
+// caseHint suggests the preset that name spells in another case (preset
+// names are case-sensitive: gpt3-7B, mixtral-8x7b).
+func caseHint(name string, names []string) string {
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return fmt.Sprintf(" (did you mean %s?)", n)
+		}
+	}
+	return ""
 }
