@@ -274,7 +274,7 @@ func (d *Dataset) Field(flag, name string) (Column, error) {
 		return Column{}, &sweep.InputError{Key: flag, Msg: fmt.Sprintf("unknown column %q%s", name, d.suggest(name, false))}
 	}
 	if c.Kind == engine.Unset {
-		return Column{}, &sweep.InputError{Key: flag, Msg: fmt.Sprintf("column %s cannot be used here", name)}
+		return Column{}, &sweep.InputError{Key: flag, Msg: fmt.Sprintf("column %s is a %s, which best, pareto and report do not read (they read numbers, strings and booleans)", name, kindName(c.Kind))}
 	}
 	return c, nil
 }

@@ -320,6 +320,8 @@ func TestUsageErrors(t *testing.T) {
 		{"sim", "--set", "top_k=two"},
 		{"sim", "--set", "num_experts=8", "--set", "top_k=9"},
 		{"sim", "--set", "batch_size=0"},
+		{"sim", "--set", "top_k=1", "--set", "top_k=2"},
+		{"sim", "--model-config", "../../engine/moe/testdata/hf/mixtral-8x7b.json", "--set", "model_config=x.json"},
 		{"sim", "--model-config", "no-such.json"},
 		{"plan", "../../studies/seed-moe.toml", "--show", "-1"},
 		{"run", "../../studies/seed-moe.toml", "--flush-every", "0"},

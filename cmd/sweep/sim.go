@@ -70,6 +70,9 @@ func simulate(ctx context.Context, e engine.Engine, o simOptions) ([]engine.Valu
 		if err != nil {
 			return nil, nil, usageErr(fmt.Sprintf("--set %s: %v", kv, err))
 		}
+		if p[i].IsSet() {
+			return nil, nil, usageErr(fmt.Sprintf("--set %s: %s is already set (to %s)", kv, name, p[i]))
+		}
 		p[i] = v
 	}
 	if err := e.Resolve(".", p); err != nil {
