@@ -98,11 +98,11 @@ job_exit() {
   scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p; s/^ExitCode=//p' | head -n 2 | tr '\n' ' '
 }
 
-# submit LOG ARGS...: run `sweep slurm ARGS --submit`, print the output into
+# submit LOG ARGS...: run `sweep slurm --submit ARGS`, print the output into
 # LOG, and set arrays (ids) and finish (id)
 submit() {
   local log=$1; shift
-  "$sweep" slurm "$@" --submit | tee "$log"
+  "$sweep" slurm --submit "$@" | tee "$log"
   arrays=$(sed -n 's/^submitted job array \([0-9][0-9]*\):.*/\1/p' "$log" | tr '\n' ' ')
   finish=$(sed -n 's/^submitted job \([0-9][0-9]*\): verify and compact.*/\1/p' "$log")
   if [ -z "$arrays" ] || [ -z "$finish" ]; then die "no job ids in the output of sweep slurm"; fi
