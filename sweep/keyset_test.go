@@ -1,9 +1,15 @@
 package sweep
 
 import (
+	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/zeebo/xxh3"
+
+	"github.com/sweep-dse/sweep/engine"
 )
 
 // TestKeySet checks the open-addressing set against a map: random keys,
@@ -72,5 +78,51 @@ func TestParseKey(t *testing.T) {
 		if _, ok := ParseKey(s); ok {
 			t.Errorf("ParseKey(%q) accepted", s)
 		}
+	}
+}
+
+// refID is the point ID's definition, written plainly: each value as its
+// kind byte and 8 bytes (a string: its 4-byte length and bytes), hashed
+// with XXH3-128 seeded by the schema. Hasher.ID must agree with it, or
+// every existing dataset's points would run again.
+func refID(h *Hasher, p []engine.Value) ID {
+	var b []byte
+	for _, v := range p {
+		b = append(b, byte(v.Kind))
+		switch v.Kind {
+		case engine.Int, engine.Bool:
+			b = binary.LittleEndian.AppendUint64(b, uint64(v.I))
+		case engine.Float:
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.F))
+		case engine.String:
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(v.S)))
+			b = append(b, v.S...)
+		}
+	}
+	return ID(xxh3.Hash128Seed(b, h.seed).Bytes())
+}
+
+func TestIDMatchesItsDefinition(t *testing.T) {
+	s, err := Load("../studies/seed-moe.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHasher(s.Engine)
+	p := make([]engine.Value, len(s.Engine.Params()))
+	for idx := int64(0); idx < s.Combinations(); idx++ {
+		s.Fill(idx, p)
+		if err := s.Engine.Resolve(s.Dir, p); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := h.ID(p), refID(h, p); got != want {
+			t.Fatalf("point %d: ID %s, want %s", idx, got, want)
+		}
+	}
+	// unset values, empty and long strings, a buffer that must grow
+	p[0] = engine.Value{}
+	p[1] = engine.StringV("")
+	p[2] = engine.StringV(strings.Repeat("x", 5000))
+	if got, want := h.ID(p), refID(h, p); got != want {
+		t.Fatalf("ID %s, want %s", got, want)
 	}
 }

@@ -70,21 +70,40 @@ func NewHasher(eng engine.Engine) *Hasher {
 // ID hashes a resolved point: each value as its kind byte and 8 bytes (a
 // string: its length and bytes), seeded by the schema.
 func (h *Hasher) ID(p []engine.Value) ID {
-	b := h.buf[:0]
+	// the encoding's length first, then the bytes by index: no append
+	// (growth checks) per value
+	n := 0
 	for i := range p {
-		v := &p[i]
-		b = append(b, byte(v.Kind))
-		switch v.Kind {
-		case engine.Int, engine.Bool:
-			b = binary.LittleEndian.AppendUint64(b, uint64(v.I))
-		case engine.Float:
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.F))
+		switch p[i].Kind {
+		case engine.Int, engine.Bool, engine.Float:
+			n += 9
 		case engine.String:
-			b = binary.LittleEndian.AppendUint32(b, uint32(len(v.S)))
-			b = append(b, v.S...)
+			n += 5 + len(p[i].S)
+		default:
+			n++
 		}
 	}
-	h.buf = b
+	if cap(h.buf) < n {
+		h.buf = make([]byte, n, 2*n)
+	}
+	b := h.buf[:n]
+	j := 0
+	for i := range p {
+		v := &p[i]
+		b[j] = byte(v.Kind)
+		j++
+		switch v.Kind {
+		case engine.Int, engine.Bool:
+			binary.LittleEndian.PutUint64(b[j:], uint64(v.I))
+			j += 8
+		case engine.Float:
+			binary.LittleEndian.PutUint64(b[j:], math.Float64bits(v.F))
+			j += 8
+		case engine.String:
+			binary.LittleEndian.PutUint32(b[j:], uint32(len(v.S)))
+			j += 4 + copy(b[j+4:], v.S)
+		}
+	}
 	sum := xxh3.Hash128Seed(b, h.seed).Bytes()
 	return ID(sum)
 }
