@@ -321,6 +321,7 @@ func TestUsageErrors(t *testing.T) {
 		{"sim", "--set", "num_experts=8", "--set", "top_k=9"},
 		{"sim", "--set", "batch_size=0"},
 		{"sim", "--set", "top_k=1", "--set", "top_k=2"},
+		{"sim", "--set", "seq_len=100000000", "--set", "batch_size=1000000"}, // 64-bit overflow
 		{"sim", "--model-config", "../../engine/moe/testdata/hf/mixtral-8x7b.json", "--set", "model_config=x.json"},
 		{"sim", "--model-config", "no-such.json"},
 		{"plan", "../../studies/seed-moe.toml", "--show", "-1"},

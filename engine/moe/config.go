@@ -42,7 +42,11 @@ type config struct {
 	routing  string
 	skew     float64
 	rtrace   *RoutingTrace
-	seed     int64
+	// tokenBase is the index of the batch's first token in the whole batch
+	// (a sub-batch's second half starts at the first half's size): its
+	// tokens take their own routing (trace rows, random draws)
+	tokenBase int64
+	seed      int64
 
 	dev Device // the hardware for the shared op timing (device)
 	seq Seq    // the op sequence being timed (evaluate)

@@ -102,7 +102,7 @@ var metricTable = [nMetrics]engine.Field{
 	mHBMBytes:            im("hbm_bytes", "B", "bytes between HBM and the NPU per iteration"),
 	mPIMBytes:            im("pim_bytes", "B", "KV-cache bytes read inside HBM by PIM per iteration"),
 	mCyclesQKV:           im("cycles_qkv", "cycle", "stage A, all layers: LayerNorm + QKV GEMM"),
-	mCyclesAttention:     im("cycles_attention", "cycle", "stage B, all layers: attention (busiest PIM channel + softmax, or NPU)"),
+	mCyclesAttention:     im("cycles_attention", "cycle", "stage B, all layers: attention (on PIM: the busiest channel, logit-softmax and attend; without PIM: the NPU vector units, then the softmax)"),
 	mCyclesProj:          im("cycles_proj", "cycle", "all layers: projection GEMM, residual adds, LayerNorm"),
 	mCyclesFFN:           im("cycles_ffn", "cycle", "dense FFNs and shared experts, all layers"),
 	mCyclesRouter:        im("cycles_router", "cycle", "router GEMM, softmax and top-k, all MoE layers"),

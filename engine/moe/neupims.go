@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sweep-dse/sweep/engine"
 )
@@ -338,6 +339,9 @@ type RoutingTrace struct {
 	Experts int
 	Ranked  [][maxTraceK]uint16 // per token
 	K       int                 // how many ranks are valid per token
+
+	mu       sync.Mutex
+	resident map[[3]int64][]bool // popular's answers
 }
 
 // LoadRoutingTrace reads a routing trace CSV: header

@@ -174,7 +174,7 @@ var paramTable = [nParams]engine.Param{
 	pPIMGemv:          ip("pim_gemv_cycles", "cycle", "fixed part of a PIM GEMV tile (precharge 32 banks, tRP, one G_ACT per bank group tFAW apart, tRCDRD, tRTP of the HBM2 PIM .ini); each further COMPS_READRES of a tile adds tCCD·(max(COMPs,6)+1)", 157),
 	pLinkGBps:         fp("link_gbps", "GB/s", "host link bandwidth for expert loads (PCIe Gen4 x16 ~ 32)", 32),
 	pLinkLatency:      ip("link_latency_cycles", "cycle", "fixed latency per expert load", 5000),
-	pResident:         ip("resident_experts", "", "experts per MoE layer kept on the device (the most popular); the others are loaded over the link when active", 8),
+	pResident:         ip("resident_experts", "", "experts per MoE layer kept on the device: the most popular (the lowest-numbered for uniform and zipf routing, the ones a routing trace picks most); the others are loaded over the link when active", 8),
 	pOverlap:          bp("overlap_loads", "expert loads overlap expert compute (double buffering) instead of running before it", false),
 	pSubBatch:         bp("sub_batch", "NeuPIMs' sub-batch mode: the batch splits in two halves (per channel), and the array works on one while PIM runs the other's attention; needs pim (without it the array would wait for itself, so it changes nothing)", false),
 

@@ -15,6 +15,7 @@ type Device struct {
 	Dtype int64 // bytes per value
 
 	reorderTiles float64 // HBM.ReorderTiles of an array weight tile, once known
+	invPeak      float64 // 1 / HBM.PeakBytesPerCycle, once known
 }
 
 // Seq times ops that run one after another on the systolic array and the
@@ -46,7 +47,8 @@ type OpCost struct {
 //
 //	load   = GEMMLoadCycles(backlog, first, cap)   (first from GEMMBytes,
 //	         cap = ReorderCapCycles(ReorderTiles(H·W·dtype), ceil(N/W)))
-//	cycles = GEMMCycles(T, K, N, PIMStretched(t, load, pim_end))
+//	cycles = max(GEMMCycles(T, K, N, PIMStretched(t, load, pim_end)),
+//	             (backlog + reads + writes)/peak_bw)
 //
 // It leaves no write backlog (VectorBacklog). neupimsStore selects
 // NeuPIMs' transposed store for the bytes written (GEMMBytes); it does not
@@ -64,6 +66,15 @@ func (s *Seq) GEMM(T, K, N int64, neupimsStore bool) OpCost {
 	load := GEMMLoadCycles(h, first, s.Backlog, a.ReorderCapCycles(d.reorderTiles, ceilDiv(N, a.W)))
 	s.Mem += load
 	cyc, comp := GEMMCycles(a, T, K, N, PIMStretched(s.T, load, s.PIMEnd))
+	// every byte the op moves crosses the bus: the backlog, all reads (the
+	// later token tiles' inputs too) and the outputs, at the bus peak, bound
+	// it from below (it binds only when memory is scarce)
+	if d.invPeak == 0 {
+		d.invPeak = 1 / h.PeakBytesPerCycle()
+	}
+	if bus := (s.Backlog + float64(reads+writes)) * d.invPeak; float64(cyc) < bus {
+		cyc = int64(math.Ceil(bus))
+	}
 	o := OpCost{Cycles: cyc, Compute: comp, WeightLoad: ceilDiv(T, a.H) * ceilDiv(K, a.H) * a.H,
 		Reads: reads, Writes: writes, MemBytes: s.Backlog + float64(first)}
 	s.Backlog = VectorBacklog(writes, false)

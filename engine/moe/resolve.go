@@ -496,6 +496,15 @@ func validateRest(p []engine.Value) error {
 	if p[pRouting].S == "trace" && p[pNumExperts].I > 0 && p[pRoutingTrace].S == "" {
 		return perr(pRouting, p[pRouting], "needs routing_trace")
 	}
+	// the metrics are 64-bit integers: the iteration's attention and FFN
+	// work (layers · batch · (seq_len·d_model + d_model·d_ff·(top_k +
+	// shared + 1)), in bytes) must stay far below 2^63
+	f := func(i int) float64 { return float64(p[i].I) }
+	work := f(pNLayers) * f(pBatch) * (f(pSeqLen)*f(pDModel) + f(pDModel)*f(pDFF)*float64(max(1, p[pTopK].I+p[pSharedExperts].I+1))) * f(pDtypeBytes)
+	if work > 1<<60 {
+		return perr(pSeqLen, p[pSeqLen], "with batch_size = %d, d_model = %d, d_ff = %d and n_layers = %d the iteration is too large to count in 64-bit integers (%.2g bytes of work)",
+			p[pBatch].I, p[pDModel].I, p[pDFF].I, p[pNLayers].I, work)
+	}
 	return nil
 }
 

@@ -1,8 +1,10 @@
 package moe
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 )
 
@@ -70,7 +72,7 @@ type routeStats struct {
 // drawn once per process. The result is the same either way.
 func (c *config) route(load []int32) routeStats {
 	key := routeKey{E: c.E, K: c.K, batch: c.batch, capacity: c.capacity, skew: c.skew,
-		routing: c.routing, trace: c.rtrace, seed: c.seed, resident: c.resident}
+		routing: c.routing, trace: c.rtrace, seed: c.seed, resident: c.resident, tokenBase: c.tokenBase}
 	if st, ok := routes.get(&key, load); ok {
 		return st
 	}
@@ -82,6 +84,7 @@ func (c *config) route(load []int32) routeStats {
 // routeKey identifies a routing sample.
 type routeKey struct {
 	E, K, batch, seed, resident int64
+	tokenBase                   int64
 	capacity, skew              float64
 	routing                     string
 	trace                       *RoutingTrace
@@ -137,7 +140,9 @@ func (c *config) sample(load []int32) routeStats {
 		capTokens = int64(math.Ceil(c.capacity * float64(c.batch*K) / float64(E)))
 	}
 	var st routeStats
-	r := rng{s: uint64(c.seed)*0x9e3779b97f4a7c15 ^ 0x5851f42d4c957f2d}
+	// tokens after the first tokenBase of the whole batch draw from their
+	// own stream (tokenBase 0: the stream of the whole batch)
+	r := rng{s: (uint64(c.seed)+uint64(c.tokenBase)*0xbf58476d1ce4e5b9)*0x9e3779b97f4a7c15 ^ 0x5851f42d4c957f2d}
 	var picked [maxTraceK]int64
 	var perm []int64
 	var cdf []float64
@@ -193,7 +198,7 @@ func (c *config) sample(load []int32) routeStats {
 		var chosen []int64
 		switch {
 		case c.rtrace != nil:
-			row := &c.rtrace.Ranked[t%int64(len(c.rtrace.Ranked))]
+			row := &c.rtrace.Ranked[(c.tokenBase+t)%int64(len(c.rtrace.Ranked))]
 			pickedSlice = pickedSlice[:K]
 			for j := range pickedSlice {
 				pickedSlice[j] = int64(row[j])
@@ -244,17 +249,59 @@ func (c *config) sample(load []int32) routeStats {
 	return st
 }
 
-// summarise counts active, loaded and the maximum load.
+// summarise counts active, loaded and the maximum load. The resident
+// experts are the resident_experts most popular ones: the lowest-numbered
+// for uniform routing (all are alike) and zipf (expert 0 is the most
+// popular), and for a trace those its rows pick most often
+// (RoutingTrace.popular).
 func (c *config) summarise(load []int32, st *routeStats) {
+	var resident []bool
+	if c.rtrace != nil && c.resident > 0 && c.resident < c.E {
+		resident = c.rtrace.popular(c.E, c.K, c.resident)
+	}
 	for i, n := range load[:c.E] {
 		if n > 0 {
 			st.active++
-			if int64(i) >= c.resident {
+			if resident != nil && !resident[i] || resident == nil && int64(i) >= c.resident {
 				st.loaded++
 			}
 			st.maxLoad = max(st.maxLoad, int64(n))
 		}
 	}
+}
+
+// popular reports, per expert of E, whether it is among the n experts the
+// trace's rows pick most often in their first k ranks (ties: the lower
+// number), kept per (E, k, n).
+func (t *RoutingTrace) popular(E, k, n int64) []bool {
+	key := [3]int64{E, k, n}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.resident[key]; ok {
+		return m
+	}
+	count := make([]int64, E)
+	for r := range t.Ranked {
+		for j := int64(0); j < min(k, int64(t.K)); j++ {
+			if x := int64(t.Ranked[r][j]); x < E {
+				count[x]++
+			}
+		}
+	}
+	order := make([]int64, E)
+	for i := range order {
+		order[i] = int64(i)
+	}
+	slices.SortStableFunc(order, func(a, b int64) int { return cmp.Compare(count[b], count[a]) })
+	m := make([]bool, E)
+	for _, x := range order[:min(n, E)] {
+		m[x] = true
+	}
+	if t.resident == nil {
+		t.resident = map[[3]int64][]bool{}
+	}
+	t.resident[key] = m
+	return m
 }
 
 // sampleCDF draws an expert from the cumulative weights cdf. After a few

@@ -224,6 +224,9 @@ func (c *config) subBatchIteration(r *sbResult, whole *routeStats) {
 		h := &hs[i]
 		h.c = *c
 		h.c.batch = b
+		if i == 1 {
+			h.c.tokenBase = b1 // the second half's tokens route on their own
+		}
 		clear(seen)
 		h.c.attention(&h.attn, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1})
 		if c.E > 0 {

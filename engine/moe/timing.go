@@ -50,11 +50,14 @@ func (c *config) hbmCycles(bytes int64) int64 {
 }
 
 // issueCycles is the spacing between two tile instructions on the arrays:
-// max(1, array_height / arrays) [cycles]. One H×W weight tile takes H token
-// rows; arrays working side by side issue a new tile every H/arrays cycles.
-// (NeuPIMs issues core_width/8 cycles apart; with its 128×128 core and 8
-// arrays both give 16.)
-func (c *config) issueCycles() int64 { return max(1, c.H/c.arrays) }
+// ceil(array_height / arrays) [cycles], at least 1. One H×W weight tile
+// takes H token rows; arrays working side by side issue a new tile every
+// H/arrays cycles, in whole cycles, so an array count that does not divide
+// H is timed as the next smaller one that gives the same spacing (rounding
+// down credited 65 arrays with the speed of 128). (NeuPIMs issues
+// core_width/8 cycles apart; with its 128×128 core and 8 arrays both give
+// 16.)
+func (c *config) issueCycles() int64 { return max(1, ceilDiv(c.H, c.arrays)) }
 
 // device is the hardware of the point for the shared op timing
 // (program.go): the array H×W issuing every issueCycles, and NeuPIMs' HBM2
