@@ -154,7 +154,7 @@ func Open(dir string) (*Dataset, error) {
 	} else {
 		// Relative paths in the study would resolve against the dataset
 		// folder; analysis never resolves points, so they are not read.
-		d.Study, d.StudyErr = sweep.Parse(filepath.Join(dir, "study.toml"), d.StudyText)
+		d.Study, d.StudyErr = sweep.ParseForReading(filepath.Join(dir, "study.toml"), d.StudyText)
 	}
 
 	var params []engine.Param

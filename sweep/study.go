@@ -44,7 +44,8 @@ type Study struct {
 	Dims  []Dim          // axes and zip groups, outermost first
 	Where []Constraint
 
-	keys map[int]string // parameter index -> dotted key that sets it (for errors)
+	keys     map[int]string // parameter index -> dotted key that sets it (for errors)
+	readOnly bool           // ParseForReading
 
 	tableOnce sync.Once
 	keepTab   *keepTable // constraints tabulated over the axes they read
@@ -84,8 +85,9 @@ var Engines = map[string]func(s *Study, raw map[string]any) (engine.Engine, erro
 // InputErrors at the key's line.
 func commandEngine(s *Study, raw map[string]any) (engine.Engine, error) {
 	eng, err := command.New(command.Source{
-		Tables: raw,
-		Dir:    s.Dir,
+		Tables:   raw,
+		Dir:      s.Dir,
+		ReadOnly: s.readOnly,
 		Order: func(path []string, m map[string]any) []string {
 			return orderedKeys(s.Text, strings.Join(path, "."), m)
 		},
@@ -119,8 +121,16 @@ func Load(path string) (*Study, error) {
 
 // Parse validates a study given its text; path names it in errors and
 // anchors relative paths.
-func Parse(path, text string) (*Study, error) {
-	s := &Study{Path: path, Dir: filepath.Dir(path), Text: text, MaxPoints: DefaultMaxPoints, keys: map[int]string{}}
+func Parse(path, text string) (*Study, error) { return parse(path, text, false) }
+
+// ParseForReading parses a study stored in a dataset to read its axes,
+// parameters and metrics, not to run it: an external engine's program need
+// not exist here (the dataset may have come from another machine, or name
+// it relative to where it ran), and its engine reports no version.
+func ParseForReading(path, text string) (*Study, error) { return parse(path, text, true) }
+
+func parse(path, text string, readOnly bool) (*Study, error) {
+	s := &Study{Path: path, Dir: filepath.Dir(path), Text: text, MaxPoints: DefaultMaxPoints, keys: map[int]string{}, readOnly: readOnly}
 	fail := func(keyPath []string, format string, args ...any) error {
 		return &InputError{File: path, Line: locate(text, keyPath), Key: strings.Join(keyPath, "."), Msg: fmt.Sprintf(format, args...)}
 	}

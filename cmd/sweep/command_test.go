@@ -594,3 +594,44 @@ func TestExampleNeupimsStudy(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalysisWithoutTheProgram: best and report read a command-engine
+// dataset's axes from its stored study even where the program is not
+// (a relative binary path, or a dataset copied from another machine).
+func TestAnalysisWithoutTheProgram(t *testing.T) {
+	dir := t.TempDir()
+	sim := filepath.Join(dir, "sim")
+	data, err := os.ReadFile(fakesim(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(sim, data, 0o755)
+	study := filepath.Join(dir, "study.toml")
+	os.WriteFile(study, []byte(`[study]
+name = "rel"
+engine = "command"
+
+[command]
+binary = "./sim"
+args = ["json", "x", "{{.a}}"]
+
+[metrics]
+x = { type = "int", optional = true }
+
+[axes]
+a = [1, 2, 3]
+`), 0o644)
+	out := filepath.Join(t.TempDir(), "ds")
+	if stdout, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none"); code != 0 || !strings.Contains(stdout, "(3 ok, 0 failed)") {
+		t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
+	}
+	os.Remove(sim) // the program is gone
+	stdout, errs, code := runCLI(t, "best", out, "--by", "x", "--format", "csv")
+	if code != 0 || !strings.HasPrefix(stdout, "rank,point_id,a,x") {
+		t.Fatalf("best without the program: exit %d\n%s%s", code, stdout, errs)
+	}
+	stdout, errs, code = runCLI(t, "report", out, "-o", t.TempDir())
+	if code != 0 || strings.Contains(stdout+errs, "study unknown") {
+		t.Fatalf("report without the program: exit %d\n%s%s", code, stdout, errs)
+	}
+}

@@ -121,6 +121,9 @@ func New(src Source) (*Engine, error) {
 	if e.devNull, err = os.Open(os.DevNull); err != nil {
 		return nil, err
 	}
+	if src.ReadOnly {
+		return e, nil
+	}
 	v, err := e.computeVersion()
 	if err != nil {
 		return nil, err

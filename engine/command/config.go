@@ -29,6 +29,10 @@ type Source struct {
 	// order the file lists them; nil means sorted order. Parameters and
 	// metrics become dataset columns in this order.
 	Order func(path []string, m map[string]any) []string
+	// ReadOnly builds an engine to read a stored study's parameters and
+	// metrics (analysis of a dataset), not to run it: the program need not
+	// exist here, and the version is not computed ("").
+	ReadOnly bool
 }
 
 // KeyError is a problem with one key of the study file: Path is the table
@@ -194,13 +198,13 @@ func parseConfig(src Source) (*config, error) {
 			return nil, keyErr(at("binary"), "empty program")
 		}
 		bin, err := lookBinary(list[0], c.dir)
-		if err != nil {
+		if err != nil && !src.ReadOnly {
 			return nil, keyErr(at("binary"), "%v", err)
 		}
 		c.binary, c.head = bin, list[1:]
 	} else if pre != nil {
 		bin := filepath.Join(c.root, neupimsBinary)
-		if err := checkExecutable(bin); err != nil {
+		if err := checkExecutable(bin); err != nil && !src.ReadOnly {
 			return nil, keyErr(at("root"), "%v (build NeuPIMs there first, or set binary = \"...\")", err)
 		}
 		c.binary = bin
