@@ -28,7 +28,7 @@ func randomStudy(t *testing.T, r *rand.Rand) *Study {
 		for i, p := range perm {
 			out[i] = fmt.Sprint(vals[p])
 		}
-		return "[" + strings.Join(out, ", ") + "]"
+		return strings.Join(out, ", ")
 	}
 	text := fmt.Sprintf(`[study]
 name = "prop"
@@ -37,14 +37,14 @@ where = ["top_k <= num_experts"]
 [base]
 model = "gpt3-7B"
 [axes]
-num_experts = %s
-top_k = %s
-batch_size = %s
-seq_len = %s
+num_experts = [%s]
+top_k = [1, %s]
+batch_size = [%s]
+seq_len = [%s]
 moe_ffn_scaling = ["balanced", "compute"]
 `, r.IntN(1000),
 		pick([]int{1, 2, 4, 8, 16, 32, 64}),
-		pick([]int{1, 2, 4, 8}),
+		pick([]int{2, 4, 8}), // 1 always: top_k <= num_experts keeps some point
 		pick([]int{1, 8, 64, 128, 256, 512}),
 		pick([]int{128, 512, 2048}))
 	s, err := Parse("prop.toml", text)
