@@ -167,13 +167,21 @@ func (r *Report) lineChart(ld *lineData, i int) (*Chart, error) {
 	metric := r.Options.Metrics[i]
 	type pt struct{ x, y float64 }
 	bySeries := map[engine.Value][]pt{}
+	infinite := 0
 	for k, g := range ld.groups {
 		x, ok := asFloat(k.a)
 		y := g.get(i, r.Options.Agg)
 		if !ok || math.IsNaN(y) {
 			continue
 		}
+		if math.IsInf(x, 0) || math.IsInf(y, 0) {
+			infinite++ // a plot cannot place it
+			continue
+		}
 		bySeries[k.b] = append(bySeries[k.b], pt{x, y})
+	}
+	if infinite > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d points of %s against %s are infinite and not drawn", infinite, metric, ld.x))
 	}
 	if len(bySeries) == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("no %s values to chart against %s", metric, ld.x))
@@ -229,7 +237,8 @@ func (r *Report) lineChart(ld *lineData, i int) (*Chart, error) {
 			name = "(null)"
 		}
 		c.Series = append(c.Series, name)
-		lines = append(lines, lineSeries{name: name, xy: xy, color: seriesColors[si%len(seriesColors)], shape: si})
+		// a new marker once the colours come round, so no two series look alike
+		lines = append(lines, lineSeries{name: name, xy: xy, color: seriesColors[si%len(seriesColors)], shape: si / len(seriesColors)})
 	}
 	legendTitle := ""
 	if ld.series != "" {
@@ -308,18 +317,30 @@ func (r *Report) paretoChart() (*Chart, error) {
 		c.Caption += " over all objectives (also " + strings.Join(rest, ", ") + "), drawn in the plane of the first two"
 	}
 	c.Caption += "."
-	all := make(plotter.XYs, len(r.sample))
+	all := make(plotter.XYs, 0, len(r.sample))
 	var xs, ys []float64
-	for i, s := range r.sample {
-		all[i] = plotter.XY{X: s.x, Y: s.y}
+	infinite := 0
+	for _, s := range r.sample {
+		if math.IsInf(s.x, 0) || math.IsInf(s.y, 0) {
+			infinite++ // a plot cannot place it
+			continue
+		}
+		all = append(all, plotter.XY{X: s.x, Y: s.y})
 		xs = append(xs, s.x)
 		ys = append(ys, s.y)
 	}
-	fr := make(plotter.XYs, len(r.frontK))
-	for i, k := range r.frontK {
-		fr[i] = plotter.XY{X: k[0], Y: k[1]}
+	fr := make(plotter.XYs, 0, len(r.frontK))
+	for _, k := range r.frontK {
+		if math.IsInf(k[0], 0) || math.IsInf(k[1], 0) {
+			infinite++
+			continue
+		}
+		fr = append(fr, plotter.XY{X: k[0], Y: k[1]})
 		xs = append(xs, k[0])
 		ys = append(ys, k[1])
+	}
+	if infinite > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d points of the Pareto chart are infinite and not drawn", infinite))
 	}
 	slices.SortFunc(fr, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
 	red := color.RGBA{200, 30, 30, 255}
@@ -395,6 +416,7 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 	slices.SortFunc(yv, r.axisOrder(hd.y))
 	g := &grid{z: make([][]float64, len(xv))}
 	lo, hi := math.Inf(1), math.Inf(-1)
+	infinite := 0
 	for ci, x := range xv {
 		g.z[ci] = make([]float64, len(yv))
 		for ri, y := range yv {
@@ -402,14 +424,21 @@ func (r *Report) heatChart(hd *heatData, i int) (*Chart, error) {
 			if a := hd.cells[groupKey{x, y}]; a != nil {
 				v = a.get(i, r.Options.Agg)
 			}
+			if math.IsInf(v, 0) {
+				infinite++
+				v = math.NaN() // a colour scale cannot place it
+			}
 			g.z[ci][ri] = v
 			if !math.IsNaN(v) {
 				lo, hi = min(lo, v), max(hi, v)
 			}
 		}
 	}
+	if infinite > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d cells of the heatmap of %s are infinite and left blank", infinite, metric))
+	}
 	if math.IsInf(lo, 1) {
-		r.Notes = append(r.Notes, fmt.Sprintf("no heatmap of %s: no values", metric))
+		r.Notes = append(r.Notes, fmt.Sprintf("no heatmap of %s: no finite values", metric))
 		return nil, nil
 	}
 	// colours on a log scale when positive values span a factor of 20
@@ -624,9 +653,18 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 			powers++
 		}
 	}
+	// over many decades, every step-th power only, labelled, and no minor
+	// ticks (hundreds of decades would fill the axis)
+	step := max(1, (k1-k0+maxLogLabels-1)/maxLogLabels)
 	var out []plot.Tick
 	for k := k0; k <= k1; k++ {
 		p := math.Pow(10, float64(k))
+		if step > 1 {
+			if k%step == 0 && p >= lo && p <= hi {
+				out = append(out, plot.Tick{Value: p, Label: compact(p)})
+			}
+			continue
+		}
 		for m := 1; m <= 9; m++ {
 			v := float64(m) * p
 			if v < lo || v > hi {
@@ -641,6 +679,9 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	return out
 }
+
+// maxLogLabels bounds the labelled powers of ten on a log axis.
+const maxLogLabels = 12
 
 // log10Ticks labels an axis whose values are log10 of the quantity, with
 // the quantity's values (as logTicks places them).

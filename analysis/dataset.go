@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -235,6 +236,20 @@ func (d *Dataset) Axes() []string {
 		}
 	}
 	return out
+}
+
+// IsRepeat reports whether the named axis is the seed that [study]
+// repeats varies: replicates of each design point, not a design axis.
+func (d *Dataset) IsRepeat(name string) bool {
+	if d.Study == nil {
+		return false
+	}
+	for _, dim := range d.Study.Dims {
+		if dim.Key == "study.repeats" && slices.Contains(dim.Names, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // AxisValues returns the values the study gives the named axis, in study

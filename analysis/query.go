@@ -138,6 +138,9 @@ func Pareto(ctx context.Context, d *Dataset, o ParetoOptions) (*Table, error) {
 		}
 		return f.offer(keys, r.str(idj), func() []engine.Value { return r.values(cols) })
 	})
+	if err == nil {
+		err = f.check()
+	}
 	if err != nil {
 		return nil, err
 	}

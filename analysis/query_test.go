@@ -94,16 +94,36 @@ func TestFrontMatchesBruteForce(t *testing.T) {
 	}
 }
 
-// TestFrontBound fails cleanly when the front outgrows its bound.
+// TestFrontBound fails cleanly when the front outgrows its bound, and only
+// then: rows that a later row dominates do not count.
 func TestFrontBound(t *testing.T) {
+	none := func() []engine.Value { return nil }
 	f := &front{max: 10}
-	var err error
-	for i := 0; i < 20 && err == nil; i++ {
-		err = f.offer([]float64{float64(i), float64(-i)}, fmt.Sprint(i), func() []engine.Value { return nil })
+	for i := 0; i < 20; i++ {
+		if err := f.offer([]float64{float64(i), float64(-i)}, fmt.Sprint(i), none); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var fe *FrontTooLargeError
-	if !errors.As(err, &fe) || len(f.cand) != 10 {
-		t.Fatalf("err %v with %d candidates, want FrontTooLargeError at 10", err, len(f.cand))
+	if err := f.check(); !errors.As(err, &fe) || fe.Max != 10 {
+		t.Fatalf("a front of 20 with --max-front 10: %v", err)
+	}
+	// 20 rows on an interim front, then one that dominates them all
+	g := &front{max: 10}
+	for i := 0; i < 20; i++ {
+		g.offer([]float64{float64(i), float64(-i)}, fmt.Sprint(i), none)
+	}
+	if err := g.offer([]float64{-1, -100}, "best", none); err != nil || g.check() != nil || len(g.cand) != 1 {
+		t.Fatalf("a front of 1 after an interim set of 20: %v, %v, %d", err, g.check(), len(g.cand))
+	}
+	// memory: a scan stops once the set is far above the bound
+	h := &front{max: 1}
+	var err error
+	for i := 0; i < 2000 && err == nil; i++ {
+		err = h.offer([]float64{float64(i), float64(-i)}, fmt.Sprint(i), none)
+	}
+	if !errors.As(err, &fe) || len(h.cand) != 4+1000 {
+		t.Fatalf("err %v with %d candidates, want FrontTooLargeError at 1004", err, len(h.cand))
 	}
 }
 

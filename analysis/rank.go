@@ -191,10 +191,21 @@ func (f *front) offer(keys []float64, id string, vals func() []engine.Value) err
 	if drop {
 		f.cand = slices.DeleteFunc(f.cand, func(c candidate) bool { return c.keys == nil })
 	}
-	if f.max > 0 && len(f.cand) >= f.max {
+	// the set may hold rows a later one dominates, so only a set far above
+	// the bound stops the scan (memory); the front's own size is checked
+	// at the end (check)
+	if f.max > 0 && len(f.cand) >= 4*f.max+1000 {
 		return &FrontTooLargeError{Max: f.max}
 	}
 	f.cand = append(f.cand, candidate{keys: slices.Clone(keys), id: id, vals: vals()})
+	return nil
+}
+
+// check reports a front larger than its bound, once every row is offered.
+func (f *front) check() error {
+	if f.max > 0 && len(f.cand) > f.max {
+		return &FrontTooLargeError{Max: f.max}
+	}
 	return nil
 }
 

@@ -228,7 +228,12 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 			}
 		}
 		if !row.ok {
-			msg := row.str(errj)
+			// the kind of error is its first line: an external program's
+			// failure goes on with its stderr and the point's own work folder
+			msg, _, more := strings.Cut(row.str(errj), "\n")
+			if more {
+				msg += " ..."
+			}
 			if len(msg) > maxErrorLen {
 				msg = msg[:maxErrorLen] + "..."
 			}
@@ -288,6 +293,9 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 		}
 		return nil
 	})
+	if err == nil && len(objJ) >= 2 {
+		err = f.check()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +421,7 @@ func (r *Report) choose(o *ReportOptions) error {
 	for _, a := range axes {
 		c, _ := d.Column(a)
 		vals := d.AxisValues(a)
-		if len(vals) < 2 {
+		if len(vals) < 2 || d.IsRepeat(a) { // repeats are aggregated (--agg), not charted
 			continue
 		}
 		if c.Numeric() {

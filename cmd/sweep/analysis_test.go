@@ -233,3 +233,70 @@ func TestAnalysisErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReportWithInfiniteValues: a metric that is +Inf or -Inf in some rows
+// (an external simulator's overflow, say) does not stop the report: those
+// points are left out of the charts with a note. Failures of an external
+// program are counted as one kind of error, though each message names the
+// point's own work folder.
+func TestReportWithInfiniteValues(t *testing.T) {
+	dir := t.TempDir()
+	sim := filepath.Join(dir, "sim.sh")
+	os.WriteFile(sim, []byte("#!/bin/sh\ncase $2 in\n  inf) echo \"lat=+Inf thr=-Inf\";;\n  fail) echo boom >&2; exit 3;;\n  *) echo \"lat=$1 thr=$(($1*2))\";;\nesac\n"), 0o755)
+	study := filepath.Join(dir, "s.toml")
+	os.WriteFile(study, []byte(`[study]
+name = "inf"
+engine = "command"
+[command]
+binary = "./sim.sh"
+args = ["{{.x}}", "{{.mode}}"]
+reader = "regex"
+regex = ['lat=(?P<lat>\S+)', 'thr=(?P<thr_per_s>\S+)']
+[metrics]
+lat = { type = "float", unit = "s" }
+thr_per_s = "float"
+[axes]
+x = [1, 2, 3, 5, 8]
+mode = ["plain", "inf", "fail"]
+`), 0o644)
+	out := filepath.Join(dir, "ds")
+	if stdout, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none"); code != 0 || !strings.Contains(stdout, "(10 ok, 5 failed)") {
+		t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
+	}
+	rep := t.TempDir()
+	stdout, errs, code := runCLI(t, "report", out, "-o", rep, "--min", "lat", "--max", "thr_per_s")
+	if code != 0 {
+		t.Fatalf("report: exit %d\n%s%s", code, stdout, errs)
+	}
+	html, err := os.ReadFile(filepath.Join(rep, "report.html"))
+	if err != nil || !strings.Contains(string(html), "infinite and not drawn") {
+		t.Errorf("the report does not say infinite points are left out (%v)", err)
+	}
+	// the five failures are one kind (each message ends in its own work folder)
+	if !strings.Contains(stdout, "5 rows: exit status 3") {
+		t.Errorf("the failures are not grouped:\n%s", stdout)
+	}
+}
+
+// TestReportAggregatesRepeats: the seed that [study] repeats varies is
+// aggregated over, not charted as a design axis.
+func TestReportAggregatesRepeats(t *testing.T) {
+	dir := t.TempDir()
+	study := filepath.Join(dir, "rep.toml")
+	os.WriteFile(study, []byte("[study]\nname = \"rep\"\nrepeats = 3\n[base]\nnum_experts = 8\nn_layers = 1\n[axes]\nbatch_size = [64, 128, 256]\n"), 0o644)
+	out := filepath.Join(dir, "ds")
+	if _, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	rep := t.TempDir()
+	if stdout, errs, code := runCLI(t, "report", out, "-o", rep); code != 0 {
+		t.Fatalf("report: exit %d\n%s%s", code, stdout, errs)
+	}
+	files, _ := filepath.Glob(filepath.Join(rep, "*seed*"))
+	if len(files) > 0 {
+		t.Errorf("charts over the repeats' seed: %v", files)
+	}
+	if files, _ := filepath.Glob(filepath.Join(rep, "line-*-vs-batch_size.*")); len(files) == 0 {
+		t.Errorf("no chart against batch_size")
+	}
+}

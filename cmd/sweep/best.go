@@ -78,6 +78,8 @@ func best(ctx context.Context, w io.Writer, dir string, o bestOptions) error {
 	}
 	if o.Format == analysis.FormatTable {
 		noteStats(w, t.Stats, o.Where)
+	} else {
+		warnSkipped(o.Stderr, t.Stats)
 	}
 	return nil
 }
@@ -114,5 +116,16 @@ func noteStats(w io.Writer, st *analysis.ScanStats, where string) {
 	fmt.Fprintln(w, ")")
 	for _, s := range st.Skipped {
 		fmt.Fprintf(w, "warning: skipped %s\n", s)
+	}
+}
+
+// warnSkipped says on stderr which parts a CSV or JSON answer left out
+// (unreadable), as the table's notes do on stdout.
+func warnSkipped(stderr io.Writer, st *analysis.ScanStats) {
+	if st == nil || stderr == nil {
+		return
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(stderr, "sweep: warning: skipped %s\n", s)
 	}
 }
