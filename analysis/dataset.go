@@ -469,7 +469,7 @@ func (d *Dataset) scan(ctx context.Context, p *projection, where *Where, fn func
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		err := dataset.Scan(ctx, part, p.names, func(rec arrow.RecordBatch) error {
+		err := dataset.ScanLoose(ctx, part, p.names, func(rec arrow.RecordBatch) error {
 			r.arrs = rec.Columns()
 			n := int(rec.NumRows())
 			status, _ := r.arrs[statusJ].(*array.String)

@@ -60,17 +60,55 @@ func Metadata(path string) (map[string]string, error) {
 // each record batch (columns in the order asked; a column the part lacks is
 // an error). It reads nothing else.
 func Scan(ctx context.Context, path string, cols []string, fn func(rec arrow.RecordBatch) error) error {
+	return scan(ctx, path, cols, false, fn)
+}
+
+// ScanLoose is Scan where a column the part lacks reads as all nulls (of
+// arrow's null type): parts written before a study gained a parameter (an
+// external engine's new [base] key) lack its column.
+func ScanLoose(ctx context.Context, path string, cols []string, fn func(rec arrow.RecordBatch) error) error {
+	return scan(ctx, path, cols, true, fn)
+}
+
+func scan(ctx context.Context, path string, cols []string, loose bool, fn func(rec arrow.RecordBatch) error) error {
 	pf, fr, err := Open(path)
 	if err != nil {
 		return err
 	}
 	defer pf.Close()
 	sc := pf.MetaData().Schema
-	idx := make([]int, len(cols))
-	for i, c := range cols {
-		idx[i] = sc.ColumnIndexByName(c)
-		if idx[i] < 0 {
-			return fmt.Errorf("part %s has no column %s", path, c)
+	idx := make([]int, 0, len(cols))
+	missing := false
+	for _, c := range cols {
+		i := sc.ColumnIndexByName(c)
+		if i < 0 {
+			if !loose {
+				return fmt.Errorf("part %s has no column %s", path, c)
+			}
+			missing = true
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if missing {
+		inner := fn
+		fn = func(rec arrow.RecordBatch) error {
+			n := rec.NumRows()
+			arrs := make([]arrow.Array, len(cols))
+			fields := make([]arrow.Field, len(cols))
+			j := 0
+			for k, c := range cols {
+				if sc.ColumnIndexByName(c) < 0 {
+					arrs[k] = array.NewNull(int(n))
+					fields[k] = arrow.Field{Name: c, Type: arrow.Null, Nullable: true}
+					continue
+				}
+				arrs[k], fields[k] = rec.Column(j), rec.Schema().Field(j)
+				j++
+			}
+			full := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrs, n)
+			defer full.Release()
+			return inner(full)
 		}
 	}
 	rr, err := fr.GetRecordReader(ctx, idx, nil)

@@ -635,3 +635,37 @@ a = [1, 2, 3]
 		t.Fatalf("report without the program: exit %d\n%s%s", code, stdout, errs)
 	}
 }
+
+// TestAnalysisAcrossSchemas: after a command study gains a [base]
+// parameter, the dataset's older parts lack its column; best and report
+// read them as nulls there instead of failing.
+func TestAnalysisAcrossSchemas(t *testing.T) {
+	text := `[study]
+name = "grow"
+engine = "command"
+
+[command]
+binary = "@SIM@"
+args = ["json", "x", "{{.a}}"]
+
+[metrics]
+x = { type = "int", optional = true }
+@BASE@
+[axes]
+a = [1, 2, 3]
+`
+	out := filepath.Join(t.TempDir(), "ds")
+	for _, base := range []string{"", "[base]\nextra = 1\n"} {
+		study := writeStudy(t, strings.Replace(text, "@BASE@", base, 1))
+		if stdout, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none"); code != 0 {
+			t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
+		}
+	}
+	stdout, errs, code := runCLI(t, "best", out, "--by", "x", "--cols", "extra", "--where", "extra == 1", "--format", "csv")
+	if code != 0 || strings.Count(stdout, "\n") != 4 {
+		t.Fatalf("best over parts with and without extra: exit %d\n%s%s", code, stdout, errs)
+	}
+	if stdout, errs, code := runCLI(t, "report", out, "-o", t.TempDir(), "--metrics", "x,extra"); code != 0 {
+		t.Fatalf("report: exit %d\n%s%s", code, stdout, errs)
+	}
+}
