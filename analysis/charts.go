@@ -720,34 +720,46 @@ type compactTicks struct{ plot.Ticker }
 // Ticks implements plot.Ticker.
 func (t compactTicks) Ticks(lo, hi float64) []plot.Tick {
 	ts := t.Ticker.Ticks(lo, hi)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = compact(ts[i].Value)
+	// the fewest significant digits (3 to 8) that tell the labels apart
+	for digits := 3; ; digits++ {
+		seen := map[string]bool{}
+		clash := false
+		for i := range ts {
+			if ts[i].Label != "" {
+				ts[i].Label = compactDigits(ts[i].Value, digits)
+				clash = clash || seen[ts[i].Label]
+				seen[ts[i].Label] = true
+			}
+		}
+		if !clash || digits == 8 {
+			return ts
 		}
 	}
-	return ts
 }
 
 // compact formats a number in at most about 5 characters: 12.3k, 4.19M,
 // 0.0108, 2.5e-07.
-func compact(v float64) string {
+func compact(v float64) string { return compactDigits(v, 3) }
+
+// compactDigits is compact with the given significant digits.
+func compactDigits(v float64, digits int) string {
 	a := math.Abs(v)
 	switch {
 	case v == 0:
 		return "0"
 	case a >= 1e15 || a < 1e-4:
-		return strconv.FormatFloat(v, 'g', 3, 64)
+		return strconv.FormatFloat(v, 'g', digits, 64)
 	case a >= 1e3:
 		for _, u := range []struct {
 			f float64
 			s string
 		}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
 			if a >= u.f {
-				return strconv.FormatFloat(v/u.f, 'g', 3, 64) + u.s
+				return strconv.FormatFloat(v/u.f, 'g', digits, 64) + u.s
 			}
 		}
 	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+	return strconv.FormatFloat(v, 'g', digits, 64)
 }
 
 // drawWithLegend draws p with the legend in a column on its right.

@@ -1,6 +1,8 @@
 package analysis
 
 import (
+	"gonum.org/v1/plot"
+
 	"cmp"
 	"context"
 	"encoding/json"
@@ -473,5 +475,29 @@ func TestCellReaders(t *testing.T) {
 	}
 	if k := kindOf(dict.DataType()); k != engine.String {
 		t.Errorf("kind of a string dictionary: %v", k)
+	}
+}
+
+// TestTickLabelsDiffer: tick labels of a narrow range get the digits that
+// tell them apart (1.001M to 1.008M are not all "1M").
+func TestTickLabelsDiffer(t *testing.T) {
+	ts := compactTicks{plot.DefaultTicks{}}.Ticks(1.001e6, 1.008e6)
+	seen := map[string]bool{}
+	n := 0
+	for _, tk := range ts {
+		if tk.Label == "" {
+			continue
+		}
+		n++
+		if seen[tk.Label] {
+			t.Fatalf("label %q twice: %v", tk.Label, ts)
+		}
+		seen[tk.Label] = true
+	}
+	if n < 2 {
+		t.Fatalf("ticks %v", ts)
+	}
+	if got := compact(12345); got != "12.3k" {
+		t.Errorf("compact(12345) = %q", got)
 	}
 }

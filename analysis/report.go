@@ -462,6 +462,9 @@ func (r *Report) choose(o *ReportOptions) error {
 		if x == o.Series {
 			return &sweep.InputError{Key: "--x", Msg: fmt.Sprintf("%s is also the --series axis", x)}
 		}
+		if slices.Index(o.X, x) != len(o.X)-1-slices.Index(reversed(o.X), x) {
+			return &sweep.InputError{Key: "--x", Msg: fmt.Sprintf("%s is named twice", x)}
+		}
 	}
 	if len(o.Heatmap) == 0 {
 		switch {
@@ -639,3 +642,10 @@ func (hd *heatData) add(r *row, p *projection, vals []float64, ok []bool, all []
 }
 
 type scatterPoint struct{ x, y float64 }
+
+// reversed returns a reversed copy of xs.
+func reversed(xs []string) []string {
+	out := slices.Clone(xs)
+	slices.Reverse(out)
+	return out
+}

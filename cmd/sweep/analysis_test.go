@@ -299,4 +299,7 @@ func TestReportAggregatesRepeats(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(rep, "line-*-vs-batch_size.*")); len(files) == 0 {
 		t.Errorf("no chart against batch_size")
 	}
+	if _, errs, code := runCLI(t, "report", out, "-o", t.TempDir(), "--x", "batch_size,batch_size"); code != 2 || !strings.Contains(errs, "batch_size is named twice") {
+		t.Errorf("--x named twice: exit %d %s", code, errs)
+	}
 }
