@@ -81,6 +81,10 @@ type Dataset struct {
 
 	// Meta is the newest readable part's key-value metadata.
 	Meta map[string]string
+	// OtherStudyParts counts the parts written from another study text (an
+	// edited study, or another study run into the folder): their rows are
+	// read too, but the axes, units and captions follow Study.
+	OtherStudyParts int
 	// ToolVersions lists the distinct tool versions (sweep.version) that
 	// wrote the parts.
 	ToolVersions []string
@@ -124,6 +128,9 @@ func Open(dir string) (*Dataset, error) {
 		}
 		if v := m[dataset.MetaToolVersion]; v != "" {
 			tools[v] = true
+		}
+		if d.Meta != nil && m[dataset.MetaStudy] != d.Meta[dataset.MetaStudy] {
+			d.OtherStudyParts++
 		}
 		if d.Meta == nil {
 			d.Meta = m
@@ -509,4 +516,12 @@ func (d *Dataset) scan(ctx context.Context, p *projection, where *Where, fn func
 		}
 	}
 	return st, nil
+}
+
+// StudyNote says that some parts come from another study text, "" if none.
+func (d *Dataset) StudyNote() string {
+	if d.OtherStudyParts == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d parts were written from another version of the study (or another study); their rows are read too, but the axes and captions follow the newest study", d.OtherStudyParts, len(d.Parts))
 }

@@ -120,6 +120,9 @@ func Build(ctx context.Context, d *Dataset, o ReportOptions) (*Report, error) {
 	if err := r.choose(&o); err != nil {
 		return nil, err
 	}
+	if n := d.StudyNote(); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	r.Options = o
 	where, err := d.CompileWhere(o.Where)
 	if err != nil {

@@ -78,6 +78,9 @@ func best(ctx context.Context, w io.Writer, dir string, o bestOptions) error {
 	}
 	if o.Format == analysis.FormatTable {
 		noteStats(w, t.Stats, o.Where)
+		if n := d.StudyNote(); n != "" {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
 	} else {
 		warnSkipped(o.Stderr, t.Stats)
 	}

@@ -189,6 +189,11 @@ func TestStatusReadsTheNewestStudy(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, "study:   seed-moe: 180 points") || !strings.Contains(stdout, "pending") {
 		t.Fatalf("status --verify after a newer run of another study: exit %d\n%s", code, stdout)
 	}
+	// best says that some rows come from another version of the study
+	stdout, _, code = runCLI(t, "best", dir, "--by", "latency_s")
+	if code != 0 || !strings.Contains(stdout, "note: 1 of ") || !strings.Contains(stdout, "written from another version of the study") {
+		t.Fatalf("best over two study versions: exit %d\n%s", code, stdout)
+	}
 }
 
 // TestReadersWaitForCompaction: best, pareto, report and status read the

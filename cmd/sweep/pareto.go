@@ -85,6 +85,9 @@ func pareto(ctx context.Context, w io.Writer, dir string, o paretoOptions) error
 	if o.Format == analysis.FormatTable {
 		fmt.Fprintf(w, "%d points on the front; ", len(t.Rows))
 		noteStats(w, t.Stats, o.Where)
+		if n := d.StudyNote(); n != "" {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
 	} else {
 		warnSkipped(o.Stderr, t.Stats)
 	}
