@@ -86,6 +86,13 @@ type layer struct {
 	e         stageE
 }
 
+// hbmBytes is the bytes between HBM and the NPU of every op of the layer.
+func (l *layer) hbmBytes() int64 {
+	e := &l.e
+	return l.qkv.hbmBytes + l.attn.hbmBytes + e.proj.hbmBytes + e.dense.hbmBytes + e.resDense.hbmBytes +
+		e.router.hbmBytes + e.experts.hbmBytes + e.shared.hbmBytes + e.resMoE.hbmBytes
+}
+
 // dense is the cycles of the layer with a dense FFN.
 func (l *layer) dense() int64 {
 	return l.qkv.cycles + l.attn.cycles + l.e.proj.cycles + l.e.dense.cycles + l.e.resDense.cycles

@@ -162,6 +162,7 @@ func (h *sbHalf) ffn(s Seq, l *layer, moe bool) (Seq, int64) {
 //	array = the ops of prog, stretched until pim ends (Seq.PIMEnd)
 //	stage = max(array, pim); left = max(0, backlog − (stage − array)·peak_bw)
 func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (cycles int64, left float64) {
+	before := l.hbmBytes()
 	pimT := 0.0
 	if w != nil && w.pimCycles > 0 {
 		logit, attend := float64(w.pimLogit), float64(w.pimCycles-w.pimLogit)
@@ -184,7 +185,12 @@ func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (
 		saEnd, backlog = s.T+float64(extra), s.Backlog
 	}
 	end := max(saEnd, pimT)
-	left = max(0, backlog-(end-saEnd)*c.dev.HBM.PeakBytesPerCycle())
+	// the bus carries the stage's bytes (the array's, the PIM units'
+	// output, the backlog it found, less the one it leaves) at no more
+	// than its peak, however the two programs overlap
+	peak := c.dev.HBM.PeakBytesPerCycle()
+	end = max(end, (carry+float64(l.hbmBytes()-before)-backlog)/peak)
+	left = max(0, backlog-(end-saEnd)*peak)
 	return int64(math.Ceil(end)), left
 }
 
