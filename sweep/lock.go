@@ -3,6 +3,7 @@ package sweep
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -149,16 +150,34 @@ func acquireSharding(dir string, n int) (*shardingLock, error) {
 		if !strings.HasPrefix(e.Name(), shardingLockPrefix) || err != nil || other == n {
 			continue
 		}
-		g, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDWR, 0)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		err = syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		g.Close() // releases the probe
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if held(filepath.Join(dir, e.Name())) {
 			l.Release()
 			return nil, &ShardingError{Dir: dir, N: n, Other: other}
 		}
 	}
 	return l, nil
+}
+
+// held reports whether some run holds the lock file path: a non-blocking
+// exclusive flock fails for a while. Another run probing the same file
+// holds it for an instant only, so a failed probe is retried for about
+// 200 ms (jittered, so that two probers do not keep meeting) before the
+// file counts as held.
+func held(path string) bool {
+	g, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false // removed meanwhile
+	}
+	defer g.Close() // closing releases the probe
+	for try := 0; try < 20; try++ {
+		err := syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return false
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return false
+		}
+		time.Sleep(time.Duration(5+rand.IntN(10)) * time.Millisecond)
+	}
+	return true
 }

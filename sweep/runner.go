@@ -55,40 +55,33 @@ func DefaultOut(s *Study) string { return filepath.Join("results", s.Name) }
 
 // Run evaluates the study's pending points in parallel and streams the rows
 // into the dataset. On ctx cancellation it stops issuing points, writes what
-// finished, and returns *Interrupted. A run that fails before it writes
-// anything into a dataset folder it created (an invalid point, say) removes
-// the folder again.
+// finished, and returns *Interrupted. A study with an invalid point fails
+// before anything is written: for a dataset folder that does not exist yet,
+// before the folder is created.
 func Run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 	out := o.Out
 	if out == "" {
 		out = DefaultOut(s)
 	}
-	_, statErr := os.Stat(out)
-	res, err := run(ctx, s, o)
-	if err != nil && !o.Discard && errors.Is(statErr, os.ErrNotExist) {
-		removeUnused(out)
-	}
-	return res, err
-}
-
-// removeUnused removes dir if it holds nothing but lock files.
-func removeUnused(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".lock") || e.IsDir() {
-			return
+	var pre *Plan
+	if _, err := os.Stat(out); errors.Is(err, os.ErrNotExist) && !o.Discard {
+		// plan first: nothing exists to be consistent with, and an invalid
+		// point must leave no folder behind
+		pl, err := Expand(ctx, s, out, PlanOptions{Shard: o.Shard, RetryFailed: o.RetryFailed, Force: o.Force})
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil, &Interrupted{Resume: o.Resume}
+			}
+			return nil, err
 		}
+		pre = pl
 	}
-	for _, e := range ents {
-		os.Remove(filepath.Join(dir, e.Name()))
-	}
-	os.Remove(dir)
+	return run(ctx, s, o, pre)
 }
 
-func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
+// run is Run; pre, when not nil, is the plan made before the dataset
+// folder existed, used as long as no part has been written since.
+func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error) {
 	start := time.Now()
 	if o.Out == "" {
 		o.Out = DefaultOut(s)
@@ -144,12 +137,16 @@ func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	pl, err := Expand(ctx, s, o.Out, PlanOptions{Shard: o.Shard, RetryFailed: o.RetryFailed, Force: o.Force})
-	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return nil, &Interrupted{Resume: o.Resume}
+	pl := pre
+	if parts, _ := dataset.Parts(o.Out); pl == nil || len(parts) > 0 {
+		var err error
+		pl, err = Expand(ctx, s, o.Out, PlanOptions{Shard: o.Shard, RetryFailed: o.RetryFailed, Force: o.Force})
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil, &Interrupted{Resume: o.Resume}
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	res.Plan = pl
 	if !o.Discard {
@@ -215,6 +212,7 @@ func run(ctx context.Context, s *Study, o RunOptions) (*Result, error) {
 		var w *dataset.Writer
 		if !o.Discard {
 			stem := fmt.Sprintf("%s-%s-%d-w%d", o.Shard.stem(), start.UTC().Format("20060102T150405"), os.Getpid(), j)
+			var err error
 			if w, err = dataset.NewWriter(o.Out, stem, s.Engine, meta); err != nil {
 				return nil, err
 			}

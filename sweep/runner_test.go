@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -404,5 +406,39 @@ func TestInterruptedRunSaysHowToResume(t *testing.T) {
 	var ir *Interrupted
 	if errors.As(err, &ir) && !strings.Contains(err.Error(), "resume with: sweep run fake.toml") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestShardingProbesDoNotCollide: runs of one sharding starting together
+// all probe the lock file of another sharding (left by an earlier run) at
+// the same moment; none of them may take the others' probes for a run.
+func TestShardingProbesDoNotCollide(t *testing.T) {
+	dir := t.TempDir()
+	if l, err := acquireSharding(dir, 1); err != nil { // an earlier run without --shard
+		t.Fatal(err)
+	} else {
+		l.Release()
+	}
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := acquireSharding(dir, 4)
+				if err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(time.Millisecond)
+				l.Release()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
 	}
 }
