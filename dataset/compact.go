@@ -157,10 +157,22 @@ func Compact(ctx context.Context, dir string, o CompactOptions) (*CompactResult,
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
+			// named by its newest input's run time, so that the rows keep
+			// their place among the dataset's parts (NewestFirst)
+			stamp := start
+			var newest time.Time
+			for _, in := range g.inputs {
+				if t := RunTime(filepath.Base(in)); t.After(newest) {
+					newest = t
+				}
+			}
+			if !newest.IsZero() {
+				stamp = newest.Format("20060102T150405")
+			}
 			var name string
 			for {
 				seq++
-				name = fmt.Sprintf("%s%s-%s-%d-%06d%s", PartPrefix, compactStem, start, os.Getpid(), seq, PartExt)
+				name = fmt.Sprintf("%s%s-%s-%d-%06d%s", PartPrefix, compactStem, stamp, os.Getpid(), seq, PartExt)
 				if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
 					break
 				}

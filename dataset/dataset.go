@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -135,34 +136,58 @@ func Parts(dir string) ([]string, error) {
 	return dropSuperseded(dir, parts), nil
 }
 
-// NewestFirst returns parts ordered by modification time, the most recent
-// first (ties by name, last first): the order in which to look for the
-// study a dataset was last written from. Part names sort by shard and run,
-// not by time (a compacted part, "part-compact-…", sorts after a newer
-// run's "part-all-…"). A part that cannot be stat'ed goes last.
+// NewestFirst returns parts ordered by the time their rows were computed,
+// the most recent first: the order in which to look for the study a
+// dataset was last written from. That time is the run's start in the
+// part's name (part-<shard>-<yyyymmddThhmmss>-…); a merged part carries its
+// newest input's (Compact). Names sort by shard, not time, and
+// modification times change when a part is compacted or rewritten, so
+// neither orders parts alone; the modification time only breaks ties (and
+// orders parts named otherwise).
 func NewestFirst(parts []string) []string {
 	type pt struct {
-		path string
-		t    time.Time
+		path    string
+		run, mt time.Time
 	}
 	ps := make([]pt, len(parts))
 	for i, p := range parts {
-		ps[i].path = p
+		ps[i] = pt{path: p, run: RunTime(filepath.Base(p))}
 		if st, err := os.Stat(p); err == nil {
-			ps[i].t = st.ModTime()
+			ps[i].mt = st.ModTime()
 		}
 	}
 	sort.SliceStable(ps, func(i, j int) bool {
-		if !ps[i].t.Equal(ps[j].t) {
-			return ps[i].t.After(ps[j].t)
+		a, b := ps[i], ps[j]
+		switch {
+		case !a.run.Equal(b.run):
+			return a.run.After(b.run)
+		case !a.mt.Equal(b.mt):
+			return a.mt.After(b.mt)
 		}
-		return ps[i].path > ps[j].path
+		return a.path > b.path
 	})
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.path
 	}
 	return out
+}
+
+// runTimeRE finds the run time in a part's name.
+var runTimeRE = regexp.MustCompile(`-(\d{8}T\d{6})-`)
+
+// RunTime is the run start time in a part's name (UTC, whole seconds), zero
+// if the name has none.
+func RunTime(name string) time.Time {
+	m := runTimeRE.FindStringSubmatch(name)
+	if m == nil {
+		return time.Time{}
+	}
+	t, err := time.Parse("20060102T150405", m[1])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // RemoveTemps deletes temporaries left by a crashed writer. Only the caller

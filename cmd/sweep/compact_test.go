@@ -158,41 +158,48 @@ func TestStatusVerifyListsProblems(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// TestStatusReadsTheNewestStudy: without --study, status checks the study
-// of the most recently written part, not of the part whose name sorts last
-// (a compacted part, "part-compact-…", sorts after a later run's parts).
+// TestStatusReadsTheNewestStudy: without --study, status (and best) take
+// the study of the most recently run part, not of the part whose name sorts
+// last (a compacted part, "part-compact-…", sorts after a later run's
+// parts), nor of the part written last (a compaction of an older study's
+// parts after a newer study ran).
 func TestStatusReadsTheNewestStudy(t *testing.T) {
-	dir := t.TempDir()
-	small := filepath.Join(t.TempDir(), "small.toml")
 	text, err := os.ReadFile(seedStudy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// the seed study with two expert counts; then the full seed study
+	// the seed study with two expert counts, then the full seed study
+	small := filepath.Join(t.TempDir(), "small.toml")
 	os.WriteFile(small, []byte(strings.Replace(string(text), "num_experts = [8, 16, 32, 64, 128]", "num_experts = [8, 16]", 1)), 0o644)
-	if _, errs, code := runCLI(t, "run", small, "--out", dir, "--flush-rows", "8", "--progress", "none", "--quiet"); code != 0 {
-		t.Fatal(errs)
-	}
-	if stdout, errs, code := runCLI(t, "compact", dir); code != 0 {
-		t.Fatalf("compact: %s%s", stdout, errs)
-	}
-	old := time.Now().Add(-time.Hour)
-	compacted, _ := dataset.Parts(dir)
-	for _, p := range compacted {
-		os.Chtimes(p, old, old)
-	}
-	// the full study, interrupted after one part: most of it is pending
-	if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--shard", "0/9", "--progress", "none", "--quiet"); code != 0 {
-		t.Fatal(errs)
-	}
-	stdout, _, code := runCLI(t, "status", dir, "--verify")
-	if code != 1 || !strings.Contains(stdout, "study:   seed-moe: 180 points") || !strings.Contains(stdout, "pending") {
-		t.Fatalf("status --verify after a newer run of another study: exit %d\n%s", code, stdout)
-	}
-	// best says that some rows come from another version of the study
-	stdout, _, code = runCLI(t, "best", dir, "--by", "latency_s")
-	if code != 0 || !strings.Contains(stdout, "note: 1 of ") || !strings.Contains(stdout, "written from another version of the study") {
-		t.Fatalf("best over two study versions: exit %d\n%s", code, stdout)
+	for _, compactFirst := range []bool{true, false} {
+		dir := t.TempDir()
+		if _, errs, code := runCLI(t, "run", small, "--out", dir, "--flush-rows", "8", "--progress", "none", "--quiet"); code != 0 {
+			t.Fatal(errs)
+		}
+		if compactFirst {
+			if stdout, errs, code := runCLI(t, "compact", dir); code != 0 {
+				t.Fatalf("compact: %s%s", stdout, errs)
+			}
+		}
+		time.Sleep(1100 * time.Millisecond) // run times are whole seconds
+		// the full study, one shard of nine: most of it is pending
+		if _, errs, code := runCLI(t, "run", seedStudy, "--out", dir, "--shard", "0/9", "--jobs", "1", "--progress", "none", "--quiet"); code != 0 { // one part, which no compaction merges
+			t.Fatal(errs)
+		}
+		if !compactFirst { // merges the small study's parts, after the full one ran
+			if stdout, errs, code := runCLI(t, "compact", dir); code != 0 {
+				t.Fatalf("compact: %s%s", stdout, errs)
+			}
+		}
+		stdout, _, code := runCLI(t, "status", dir, "--verify")
+		if code != 1 || !strings.Contains(stdout, "study:   seed-moe: 180 points") || !strings.Contains(stdout, "pending") {
+			t.Fatalf("compact first %v: status --verify: exit %d\n%s", compactFirst, code, stdout)
+		}
+		// best says that some rows come from another version of the study
+		stdout, _, code = runCLI(t, "best", dir, "--by", "latency_s")
+		if code != 0 || !strings.Contains(stdout, "written from another version of the study") {
+			t.Fatalf("compact first %v: best over two study versions: exit %d\n%s", compactFirst, code, stdout)
+		}
 	}
 }
 
