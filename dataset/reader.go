@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -193,6 +194,10 @@ func Index(ctx context.Context, dir string, fn func(Entry)) (bad []*CorruptError
 		}
 		var ce *CorruptError
 		switch {
+		case errors.Is(r.err, fs.ErrNotExist):
+			// removed since it was listed: another run dropped the last
+			// rows of a part (failed rows it retried or that were
+			// superseded), none of which it would have kept
 		case errors.As(r.err, &ce):
 			bad = append(bad, ce)
 		case r.err != nil:

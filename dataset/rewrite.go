@@ -81,10 +81,19 @@ func DropFailedRows(ctx context.Context, path string, drop func(id string) bool)
 		return 0, fmt.Errorf("part %s: %w", path, err)
 	}
 	defer out.Release()
-	if err := os.Remove(filepath.Join(dir, tmpPrefix+name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// its own temporary name: a run's clean-up of its shard's temporaries
+	// (.tmp-part-<shard>-…) must not take another run's rewrite of one of
+	// its parts
+	tmp := rewriteTmpPrefix + name
+	if err := os.Remove(filepath.Join(dir, tmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
-	if err := WritePart(dir, name, out, meta); err != nil {
+	// the encodings of run and merged parts, and a schema without the
+	// reader's field ids, so the part still compacts with its siblings
+	sc := plainSchema(out.Schema())
+	plain := array.NewRecordBatch(sc, out.Columns(), out.NumRows())
+	defer plain.Release()
+	if err := writePartVia(dir, name, tmp, sc, plain, mergedProps(sc), meta); err != nil {
 		return 0, err
 	}
 	return dropped, nil
@@ -119,6 +128,9 @@ func tableToRecord(tbl arrow.Table) arrow.RecordBatch {
 	}
 	return rec
 }
+
+// rewriteTmpPrefix starts the temporary names of rewritten parts.
+const rewriteTmpPrefix = tmpPrefix + "rewrite-"
 
 // RewriteLockName is the file whose flock(2) serialises part rewrites
 // (DropFailedRows) between runs of different shards of one dataset.

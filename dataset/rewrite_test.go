@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,7 +56,7 @@ func TestDropFailedRows(t *testing.T) {
 	dir := t.TempDir()
 	part := write(dir, rows)
 	// a crashed rewrite's temporary
-	if err := os.WriteFile(filepath.Join(dir, tmpPrefix+filepath.Base(part)), []byte("half"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, rewriteTmpPrefix+filepath.Base(part)), []byte("half"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n, err := DropFailedRows(context.Background(), part, func(id string) bool { return id != "c" })
@@ -86,5 +87,40 @@ func TestDropFailedRows(t *testing.T) {
 	}
 	if parts, _ := Parts(dir); len(parts) != 1 || parts[0] != merged {
 		t.Fatalf("parts %v: the journal's inputs must stay hidden", parts)
+	}
+}
+
+// TestRewrittenPartsStillCompact: a part rewritten by DropFailedRows keeps
+// the encodings and schema of its siblings, so a compaction merges them.
+func TestRewrittenPartsStillCompact(t *testing.T) {
+	e, rows := seedRows(t, 8)
+	dir := t.TempDir()
+	var parts []string
+	for i := 0; i < 2; i++ {
+		w, err := NewWriter(dir, fmt.Sprintf("all-%d", i), e, map[string]string{MetaStudy: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 4 * i; j < 4*i+4; j++ {
+			rows[j].ID = fmt.Sprintf("%032x", j)
+			if j == 1 {
+				rows[j].Status, rows[j].Error, rows[j].Metrics = StatusFailed, "boom", nil
+			}
+			w.Append(&rows[j])
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, w.Written()[0])
+	}
+	if n, err := DropFailedRows(context.Background(), parts[0], func(string) bool { return true }); err != nil || n != 1 {
+		t.Fatalf("dropped %d: %v", n, err)
+	}
+	res, err := Compact(context.Background(), dir, CompactOptions{TargetSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PartsAfter != 1 {
+		t.Fatalf("%d parts after compaction, want 1: the rewritten part did not merge", res.PartsAfter)
 	}
 }

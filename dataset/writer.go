@@ -392,7 +392,12 @@ func (w *Writer) writePart(name string) error {
 // folder synced. On failure the temporary file is removed and nothing else
 // changes.
 func writeAtomic(dir, name string, write func(io.Writer) error) (err error) {
-	tmp := filepath.Join(dir, tmpPrefix+name)
+	return writeAtomicVia(dir, name, tmpPrefix+name, write)
+}
+
+// writeAtomicVia is writeAtomic through the temporary file tmpName.
+func writeAtomicVia(dir, name, tmpName string, write func(io.Writer) error) (err error) {
+	tmp := filepath.Join(dir, tmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("dataset: %w", err)
@@ -438,7 +443,12 @@ func WritePart(dir, name string, rec arrow.RecordBatch, meta map[string]string) 
 }
 
 func writePart(dir, name string, sc *arrow.Schema, rec arrow.RecordBatch, props *parquet.WriterProperties, meta map[string]string) error {
-	return writeAtomic(dir, name, func(f io.Writer) error {
+	return writePartVia(dir, name, tmpPrefix+name, sc, rec, props, meta)
+}
+
+// writePartVia is writePart through the temporary file tmpName.
+func writePartVia(dir, name, tmpName string, sc *arrow.Schema, rec arrow.RecordBatch, props *parquet.WriterProperties, meta map[string]string) error {
+	return writeAtomicVia(dir, name, tmpName, func(f io.Writer) error {
 		// the file writer closes a sink that can be closed; writeAtomic
 		// syncs and closes the file itself
 		fw, err := pqarrow.NewFileWriter(sc, struct{ io.Writer }{f}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
