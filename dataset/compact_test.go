@@ -408,8 +408,8 @@ func TestCompactAndRunsExcludeEachOther(t *testing.T) {
 		t.Fatal("the run did not wait for the compaction")
 	}
 	// and stops waiting when told to
-	cl, _ = LockExclusive(ctx, dir, 0)
-	defer cl.Release()
+	cl2, _ := LockExclusive(ctx, dir, 0)
+	defer cl2.Release()
 	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
 	if _, err := LockShared(cctx, dir, nil); !errors.Is(err, context.DeadlineExceeded) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 	"unsafe"
 
@@ -34,10 +35,9 @@ import (
 // parquet package's own statistics types, so their rules (NaN, signed
 // zeros, size limits) are the library's.
 type pageEncoder struct {
-	body  []byte // the page being encoded, uncompressed
-	comp  []byte // the page compressed
-	strs  []parquet.ByteArray
-	codec compress.Codec
+	body []byte // the page being encoded, uncompressed
+	comp []byte // the page compressed
+	strs []parquet.ByteArray
 }
 
 // tellWriter counts the bytes written through it (the page writer's sink).
@@ -102,8 +102,9 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 	if err != nil {
 		return 0, err
 	}
-	if e.codec == nil && pw.HasCompressor() {
-		if e.codec, err = compress.GetCodec(props.CompressionFor(path)); err != nil {
+	var codec compress.Codec
+	if pw.HasCompressor() {
+		if codec, err = compress.GetCodec(props.CompressionFor(path)); err != nil {
 			return 0, err
 		}
 	}
@@ -117,7 +118,9 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 	}
 	var written int64
 	enc := parquet.Encodings.Plain
-	dict := c.kind == engine.String && c.dict && dictBytes(c.dvals) <= maxDictBytes
+	// a dictionary larger than the writer's limit goes plain, where pqarrow
+	// would start one and fall back (encodings PLAIN, not RLE_DICTIONARY)
+	dict := c.kind == engine.String && c.dict && int64(dictBytes(c.dvals)) <= props.DictionaryPageSizeLimit()
 	switch {
 	case c.kind == engine.Int:
 		enc = parquet.Encodings.DeltaBinaryPacked
@@ -189,9 +192,12 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 	}
 	es.ApplyStatSizeLimits(int(props.MaxStatsSizeFor(path)))
 	es.Signed = descr.SortOrder() == schema.SortSIGNED
+	if len(e.body) > math.MaxInt32 {
+		return written, fmt.Errorf("a page of %d bytes is more than a Parquet page can hold: write smaller parts (--flush-rows)", len(e.body))
+	}
 	data := e.body
-	if pw.HasCompressor() {
-		e.comp = e.codec.EncodeLevel(e.comp[:cap(e.comp)], e.body, props.CompressionLevelFor(path))
+	if codec != nil {
+		e.comp = codec.EncodeLevel(e.comp[:cap(e.comp)], e.body, props.CompressionLevelFor(path))
 		data = e.comp
 	}
 	dp := file.NewDataPageV1WithStats(memory.NewBufferBytes(data), int32(c.n), enc,
@@ -386,10 +392,6 @@ func appendPacked(b []byte, v []uint64, width int) []byte {
 	}
 	return b
 }
-
-// maxDictBytes bounds a part's dictionary of a string column (its values
-// and their 4-byte lengths); a column with a larger one is written plain.
-const maxDictBytes = 512 << 10
 
 // empty is the empty value: not nil, which the statistics take for none.
 var empty = parquet.ByteArray{}

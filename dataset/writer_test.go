@@ -3,6 +3,7 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"testing"
@@ -317,6 +318,10 @@ func checkMatchesArrow(t *testing.T, e engine.Engine, rows []Row, nulls bool) {
 		if !array.ChunkedApproxEqual(gcol, wcol, array.WithNaNsEqual(true), array.WithAbsTolerance(0)) {
 			t.Errorf("column %s differs", gt.Schema().Field(i).Name)
 		}
+		// floats to the bit: -0 and +0 (which compare equal) and NaNs
+		if gb, wb := floatBits(gcol), floatBits(wcol); !slices.Equal(gb, wb) {
+			t.Errorf("column %s differs in its float bits", gt.Schema().Field(i).Name)
+		}
 		n += gcol.NullN()
 	}
 	if nulls && n == 0 {
@@ -325,4 +330,24 @@ func checkMatchesArrow(t *testing.T, e engine.Engine, rows []Row, nulls bool) {
 	if !nulls && n != 0 {
 		t.Fatalf("%d nulls in clean rows", n)
 	}
+}
+
+// floatBits returns the bits of a float64 column's values (1<<64-1 for a
+// null; nil for another type).
+func floatBits(c *arrow.Chunked) []uint64 {
+	var out []uint64
+	for _, ch := range c.Chunks() {
+		f, ok := ch.(*array.Float64)
+		if !ok {
+			return nil
+		}
+		for i := 0; i < f.Len(); i++ {
+			if f.IsNull(i) {
+				out = append(out, math.MaxUint64)
+			} else {
+				out = append(out, math.Float64bits(f.Value(i)))
+			}
+		}
+	}
+	return out
 }

@@ -304,3 +304,32 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; beyond target: %d of %d totals, %d stages, %d of %d ops",
 		100*worstTotal, 100*worstStage, 100*worstOp, totalMisses, len(runs), stageMisses, opMisses, nOps)
 }
+
+// TestFrontEndRefusesExperts: sweep neupims models the dense decoder, so a
+// model config with experts (moe_enabled true, num_experts > 0) is a file
+// error naming the key, and a malformed moe_enabled is one too.
+func TestFrontEndRefusesExperts(t *testing.T) {
+	td := filepath.Join("testdata", "neupims")
+	base, err := os.ReadFile(filepath.Join(td, "model_configs", "gpt3-7B.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for extra, want := range map[string]string{
+		`"moe_enabled": true,`:   `key "moe_enabled": true: sweep neupims models`,
+		`"num_experts": 8,`:      `key "num_experts": 8: sweep neupims models`,
+		`"moe_enabled": "true",`: `key "moe_enabled": want true or false`,
+	} {
+		model := filepath.Join(t.TempDir(), "m.json")
+		os.WriteFile(model, []byte(strings.Replace(string(base), "{", "{"+extra, 1)), 0o644)
+		_, err := neupimsio.Load(neupimsio.Files{
+			Config:      filepath.Join(td, "systolic_ws_128x128_dev.json"),
+			MemConfig:   filepath.Join(td, "memory_configs", "neupims.json"),
+			CliConfig:   filepath.Join(td, "request-traces", traceFiles["gen-clb0-bs128"]),
+			ModelConfig: model,
+			SysConfig:   filepath.Join(td, "system_configs", "sub-batch-off.json"),
+		})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", extra, err, want)
+		}
+	}
+}

@@ -106,14 +106,14 @@ func TestLatencyNotBelowRoofline(t *testing.T) {
 		{"hbm_bytes_per_cycle": 1.0},
 		{"hbm_bytes_per_cycle": 2.0, "pim": false},
 		{"hardware": "npu-hbm", "model": "gpt3-7B", "seq_len": 4096, "batch_size": 128, "hbm_channels": 8},
-		// sub-batch: the two programs overlap, the bus does not (0.1 %:
+		// sub-batch: the two programs overlap, the bus does not (0.01 %:
 		// the stages of the middle layers are rounded once, then repeated)
 		{"sub_batch": true, "num_experts": 0, "hbm_bytes_per_cycle": 1.0, "seq_len": 2048},
 		{"sub_batch": true, "num_experts": 0, "hbm_bytes_per_cycle": 2.0},
 		{"sub_batch": true, "num_experts": 64, "hbm_bytes_per_cycle": 1.0},
 	} {
 		m := metrics(t, e, kv)
-		if lat, roof := m["latency_s"].F, m["roofline_latency_s"].F; lat < roof*(1-1e-3) {
+		if lat, roof := m["latency_s"].F, m["roofline_latency_s"].F; lat < roof*(1-1e-4) {
 			t.Errorf("%v: latency %g s below the roofline %g s", kv, lat, roof)
 		}
 	}

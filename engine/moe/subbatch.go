@@ -185,11 +185,14 @@ func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (
 		saEnd, backlog = s.T+float64(extra), s.Backlog
 	}
 	end := max(saEnd, pimT)
+	peak := c.dev.HBM.PeakBytesPerCycle()
 	// the bus carries the stage's bytes (the array's, the PIM units'
 	// output, the backlog it found, less the one it leaves) at no more
-	// than its peak, however the two programs overlap
-	peak := c.dev.HBM.PeakBytesPerCycle()
-	end = max(end, (carry+float64(l.hbmBytes()-before)-backlog)/peak)
+	// than its peak, however the two programs overlap; when that is what
+	// the stage lasts, the bus was busy throughout and drained nothing more
+	if bus := (carry + float64(l.hbmBytes()-before) - backlog) / peak; bus > end {
+		return int64(math.Ceil(bus)), backlog
+	}
 	left = max(0, backlog-(end-saEnd)*peak)
 	return int64(math.Ceil(end)), left
 }

@@ -222,10 +222,18 @@ func Load(fs Files) (*Run, error) {
 	}
 	// NeuPIMs' own model configs are dense; a MoE extension's fields would
 	// be ignored here, silently giving the dense layer's cycles
-	if moe, _ := model.boolOr("moe_enabled", false); moe {
+	moeOn, err := model.boolOr("moe_enabled", false)
+	if err != nil {
+		return nil, err
+	}
+	nExperts, err := model.num("num_experts", 0)
+	if err != nil {
+		return nil, err
+	}
+	if moeOn {
 		return nil, model.fail("moe_enabled", "true: sweep neupims models NeuPIMs' dense GPT-3 decoder and has no MoE layer; evaluate MoE points with the embedded engine (engine = \"moe\"), or run the MoE build of NeuPIMs")
 	}
-	if n, err := model.num("num_experts", 0); err == nil && n > 0 {
+	if n := nExperts; n > 0 {
 		return nil, model.fail("num_experts", fmt.Sprintf("%g: sweep neupims models NeuPIMs' dense GPT-3 decoder and has no MoE layer; evaluate MoE points with the embedded engine (engine = \"moe\"), or run the MoE build of NeuPIMs", n))
 	}
 	if r.DModel%r.Heads != 0 {
