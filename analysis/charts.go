@@ -120,10 +120,24 @@ func (r *Report) Render() error {
 	return nil
 }
 
-// WriteCharts writes every chart as NAME.png and NAME.svg into dir.
+// WriteCharts writes every chart as NAME.png and NAME.svg into dir. In a
+// folder that already holds a report (report.html), the charts of that
+// report go first, so that none of them is taken for this one's.
 func (r *Report) WriteCharts(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, HTMLName)); err == nil {
+		for _, pat := range []string{"line-*", "heatmap-*", "pareto-*"} {
+			for _, ext := range []string{".png", ".svg"} {
+				old, _ := filepath.Glob(filepath.Join(dir, pat+ext))
+				for _, f := range old {
+					if err := os.Remove(f); err != nil {
+						return err
+					}
+				}
+			}
+		}
 	}
 	for _, c := range r.Charts {
 		if err := os.WriteFile(filepath.Join(dir, c.Name+".png"), c.PNG, 0o644); err != nil {

@@ -343,6 +343,7 @@ type ScanStats struct {
 	OK      int64    // rows with status ok
 	Failed  int64    // rows with another status
 	Matched int64    // ok rows that passed the filter
+	NoValue int64    // matched rows left out for a null or NaN objective
 	Skipped []string // unreadable parts, skipped with this message
 }
 

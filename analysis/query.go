@@ -50,12 +50,14 @@ func Best(ctx context.Context, d *Dataset, o BestOptions) (*Table, error) {
 	idj := p.of(dataset.ColID)
 	cols := projIndexes(p, show)
 	t := &topN{n: o.Top}
+	var noValue int64
 	st, err := d.scan(ctx, p, where, func(r *row) error {
 		if !r.match {
 			return nil
 		}
 		v, ok := r.num(mj)
 		if !ok {
+			noValue++
 			return nil
 		}
 		k := o.By.key(v)
@@ -68,6 +70,7 @@ func Best(ctx context.Context, d *Dataset, o BestOptions) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.NoValue = noValue
 	out := &Table{Stats: st, Columns: append([]Column{{Name: "rank", Kind: engine.Int, Role: RoleFixed}}, show...)}
 	for i, c := range t.sorted() {
 		out.Rows = append(out.Rows, append([]engine.Value{engine.IntV(int64(i + 1))}, c.vals...))
@@ -125,6 +128,7 @@ func Pareto(ctx context.Context, d *Dataset, o ParetoOptions) (*Table, error) {
 	}
 	f := &front{max: o.MaxFront}
 	keys := make([]float64, len(objCols))
+	var noValue int64
 	st, err := d.scan(ctx, p, where, func(r *row) error {
 		if !r.match {
 			return nil
@@ -132,6 +136,7 @@ func Pareto(ctx context.Context, d *Dataset, o ParetoOptions) (*Table, error) {
 		for i, j := range objJ {
 			v, ok := r.num(j)
 			if !ok {
+				noValue++
 				return nil
 			}
 			keys[i] = o.Objectives[i].key(v)
@@ -144,6 +149,7 @@ func Pareto(ctx context.Context, d *Dataset, o ParetoOptions) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.NoValue = noValue
 	out := &Table{Stats: st, Columns: show}
 	for _, c := range f.sorted() {
 		out.Rows = append(out.Rows, c.vals)

@@ -242,7 +242,7 @@ func TestAnalysisErrors(t *testing.T) {
 func TestReportWithInfiniteValues(t *testing.T) {
 	dir := t.TempDir()
 	sim := filepath.Join(dir, "sim.sh")
-	os.WriteFile(sim, []byte("#!/bin/sh\ncase $2 in\n  inf) echo \"lat=+Inf thr=-Inf\";;\n  fail) echo boom >&2; exit 3;;\n  *) echo \"lat=$1 thr=$(($1*2))\";;\nesac\n"), 0o755)
+	os.WriteFile(sim, []byte("#!/bin/sh\ncase $2 in\n  inf) echo \"lat=+Inf thr=-Inf\";;\n  fail) echo boom >&2; exit 3;;\n  nan) echo \"lat=NaN thr=5\";;\n  *) echo \"lat=$1 thr=$(($1*2))\";;\nesac\n"), 0o755)
 	study := filepath.Join(dir, "s.toml")
 	os.WriteFile(study, []byte(`[study]
 name = "inf"
@@ -257,10 +257,10 @@ lat = { type = "float", unit = "s" }
 thr_per_s = "float"
 [axes]
 x = [1, 2, 3, 5, 8]
-mode = ["plain", "inf", "fail"]
+mode = ["plain", "inf", "fail", "nan"]
 `), 0o644)
 	out := filepath.Join(dir, "ds")
-	if stdout, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none"); code != 0 || !strings.Contains(stdout, "(10 ok, 5 failed)") {
+	if stdout, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none"); code != 0 || !strings.Contains(stdout, "(15 ok, 5 failed)") {
 		t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
 	}
 	rep := t.TempDir()
@@ -271,6 +271,11 @@ mode = ["plain", "inf", "fail"]
 	html, err := os.ReadFile(filepath.Join(rep, "report.html"))
 	if err != nil || !strings.Contains(string(html), "infinite and not drawn") {
 		t.Errorf("the report does not say infinite points are left out (%v)", err)
+	}
+	// best says how many rows had no value to rank (+Inf ranks, NaN does not)
+	stdout2, _, _ := runCLI(t, "best", out, "--by", "lat")
+	if !strings.Contains(stdout2, "(20 rows: 15 ok, 5 failed; 5 without a value (null or NaN) to rank)") {
+		t.Errorf("best: %s", stdout2)
 	}
 	// the five failures are one kind (each message ends in its own work folder)
 	if !strings.Contains(stdout, "5 rows: exit status 3") {
@@ -301,5 +306,13 @@ func TestReportAggregatesRepeats(t *testing.T) {
 	}
 	if _, errs, code := runCLI(t, "report", out, "-o", t.TempDir(), "--x", "batch_size,batch_size"); code != 2 || !strings.Contains(errs, "batch_size is named twice") {
 		t.Errorf("--x named twice: exit %d %s", code, errs)
+	}
+	// a report into the same folder with other charts leaves none of the
+	// first one's behind
+	if _, errs, code := runCLI(t, "report", out, "-o", rep, "--x", "none", "--heatmap", "none"); code != 0 {
+		t.Fatalf("second report: %s", errs)
+	}
+	if files, _ := filepath.Glob(filepath.Join(rep, "line-*")); len(files) > 0 {
+		t.Errorf("charts of the first report left: %v", files)
 	}
 }

@@ -116,6 +116,9 @@ func noteStats(w io.Writer, st *analysis.ScanStats, where string) {
 	if where != "" {
 		fmt.Fprintf(w, "; %d match --where", st.Matched)
 	}
+	if st.NoValue > 0 {
+		fmt.Fprintf(w, "; %d without a value (null or NaN) to rank", st.NoValue)
+	}
 	fmt.Fprintln(w, ")")
 	for _, s := range st.Skipped {
 		fmt.Fprintf(w, "warning: skipped %s\n", s)
