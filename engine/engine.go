@@ -10,6 +10,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -108,6 +109,11 @@ type Field struct {
 	Unit string // unit, empty if dimensionless
 	Doc  string // one-line description with the formula's meaning
 }
+
+// ErrStopped marks an evaluation that was stopped from outside (an external
+// program killed by SIGTERM, SIGINT or SIGHUP): not a result of the point.
+// The runner records no row for it, so the point runs again on resume.
+var ErrStopped = errors.New("stopped from outside; the point is not recorded and runs again on resume")
 
 // Engine evaluates design points.
 //

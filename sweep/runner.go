@@ -273,6 +273,9 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 				if err != nil && gctx.Err() != nil {
 					break // interrupted: not a result
 				}
+				if errors.Is(err, engine.ErrStopped) {
+					continue // stopped from outside: not a result either
+				}
 				if w != nil {
 					// the hex ID lives in the worker's buffer: the writer
 					// copies the point_id column's bytes (it is never a

@@ -71,8 +71,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -92,10 +94,11 @@ type Engine struct {
 	devNull *os.File // the programs' stdin
 
 	mu       sync.Mutex
-	workRoot string  // folder holding the points' work folders
-	keep     bool    // keep work folders of successful points
-	free     []*slot // emptied work folders, reused by the next points
-	slots    int     // work folders made so far
+	workRoot string // folder holding the points' work folders
+	keep     bool   // keep work folders of successful points
+	slots    int    // work folders made so far
+	host     string // this machine's name, in work folder names
+	token    string // random, in work folder names
 }
 
 // New builds an engine from a study's tables. Problems with a key of the
@@ -105,7 +108,15 @@ func New(src Source) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{c: c}
+	e := &Engine{c: c, host: "host", token: strconv.FormatUint(rand.Uint64()>>16, 36)}
+	if h, err := os.Hostname(); err == nil {
+		e.host = strings.Map(func(r rune) rune {
+			if r == '/' || r == filepath.Separator {
+				return '_'
+			}
+			return r
+		}, h)
+	}
 	switch c.readerName {
 	case "json":
 		e.rd = &jsonReader{metrics: c.metrics}
@@ -167,15 +178,8 @@ func (e *Engine) SetWorkDir(dir string, keep bool) (release func()) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	e.workRoot, e.keep, e.free = dir, keep, nil
+	e.workRoot, e.keep = dir, keep
 	return func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, s := range e.free {
-			s.close()
-			os.RemoveAll(s.dir)
-		}
-		e.free = nil
 		os.Remove(dir) // only if empty: kept folders stay
 	}
 }
@@ -188,43 +192,23 @@ type slot struct {
 	out, err *os.File // nil until first used
 }
 
-// outputReuse is the size beyond which a slot's output files are emptied
-// before the next program; below it, programs append to them (emptying a
-// file per point costs more than the spawn on some file systems).
-var outputReuse int64 = 8 << 20
-
-// outputs returns the slot's output files and where the next program's
-// output will start in them.
-func (s *slot) outputs() (out, err *os.File, outStart, errStart int64, _ error) {
-	if s.out == nil {
-		o, err := unnamedFile()
-		if err != nil {
-			return nil, nil, 0, 0, err
-		}
-		e, err := unnamedFile()
-		if err != nil {
-			o.Close()
-			return nil, nil, 0, 0, err
-		}
-		s.out, s.err = o, e
-		return o, e, 0, 0, nil
+// outputs returns new unnamed files for the program's output, read from
+// the start. Each point gets its own: a process an earlier point left
+// running (detached), or a program that reopens /dev/stdout and truncates
+// it, writes to a file of its own and never into this point's output.
+func (s *slot) outputs() (out, errOut *os.File, outStart, errStart int64, _ error) {
+	s.close()
+	o, err := unnamedFile()
+	if err != nil {
+		return nil, nil, 0, 0, err
 	}
-	var start [2]int64
-	for i, f := range []*os.File{s.out, s.err} {
-		// the program shares the file offset: it writes at the end
-		end, err := f.Seek(0, io.SeekEnd)
-		if err == nil && end > outputReuse {
-			if err = f.Truncate(0); err == nil {
-				end, err = f.Seek(0, io.SeekStart)
-			}
-		}
-		if err != nil {
-			s.close()
-			return nil, nil, 0, 0, err
-		}
-		start[i] = end
+	e, err := unnamedFile()
+	if err != nil {
+		o.Close()
+		return nil, nil, 0, 0, err
 	}
-	return s.out, s.err, start[0], start[1], nil
+	s.out, s.err = o, e
+	return o, e, 0, 0, nil
 }
 
 // close closes the slot's files.
@@ -240,69 +224,43 @@ func (s *slot) close() {
 	}
 }
 
-// empty removes everything inside the slot's folder.
-func (s *slot) empty() error {
-	if s.d == nil {
-		d, err := os.Open(s.dir)
-		if err != nil {
-			return err
-		}
-		s.d = d
-	} else if _, err := s.d.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	names, err := s.d.Readdirnames(-1)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := os.RemoveAll(filepath.Join(s.dir, n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// takeSlot returns an empty work folder for a point.
+// takeSlot returns a new, empty work folder for a point. Its name is
+// unique across processes and hosts (host, process, a random token of this
+// engine, a sequence number): shards on several nodes share the dataset's
+// _work folder, and process numbers repeat across nodes and containers.
 func (e *Engine) takeSlot() (s *slot, root string, keep bool, err error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.workRoot == "" {
 		d, err := os.MkdirTemp("", "sweep-command-")
 		if err != nil {
-			e.mu.Unlock()
 			return nil, "", false, err
 		}
 		e.workRoot = d
 	}
 	root, keep = e.workRoot, e.keep
-	if n := len(e.free); n > 0 {
-		s = e.free[n-1]
-		e.free = e.free[:n-1]
-		e.mu.Unlock()
-		return s, root, keep, nil
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, "", false, err
 	}
-	e.slots++
-	s = &slot{dir: filepath.Join(root, fmt.Sprintf(".run-%d-%d", os.Getpid(), e.slots))}
-	e.mu.Unlock()
-	os.RemoveAll(s.dir) // left by a crashed run with the same pid
-	return s, root, keep, os.MkdirAll(s.dir, 0o755)
+	for {
+		e.slots++
+		s = &slot{dir: filepath.Join(root, fmt.Sprintf(".run-%s-%d-%s-%d", e.host, os.Getpid(), e.token, e.slots))}
+		err := os.Mkdir(s.dir, 0o755)
+		if err == nil {
+			return s, root, keep, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, "", false, err
+		}
+	}
 }
 
-// putSlot empties a work folder and keeps it for a later point.
+// putSlot removes a point's work folder and output files. A folder is
+// never given to a later point: a process the point left running could
+// still write into it.
 func (e *Engine) putSlot(s *slot) {
-	if err := s.empty(); err != nil {
-		s.close()
-		os.RemoveAll(s.dir)
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if filepath.Dir(s.dir) == e.workRoot {
-		e.free = append(e.free, s)
-	} else {
-		s.close()
-		os.Remove(s.dir) // SetWorkDir moved the root meanwhile
-	}
+	s.close()
+	os.RemoveAll(s.dir)
 }
 
 // Resolve implements engine.Engine: unset parameters take their declared
@@ -435,6 +393,10 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	if ctx.Err() != nil {
 		e.putSlot(slot) // not a result: the point runs again on resume
 		return ctx.Err()
+	}
+	if errors.Is(err, engine.ErrStopped) {
+		e.putSlot(slot) // nor is a program stopped from outside
+		return err
 	}
 	if err == nil {
 		err = e.rd.read(res, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sweep-dse/sweep/engine"
 	"io"
 	"os"
 	"os/exec"
@@ -178,6 +179,13 @@ func (e *Engine) run(ctx context.Context, inv *Invocation, toFiles bool, sl *slo
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
+		switch ws.Signal() {
+		case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+			// stopped from outside, as a job's cancellation (scancel, a
+			// time limit) stops every process of the job, often before
+			// sweep hears of it: no result, the point runs again
+			return res, fmt.Errorf("stopped by signal %d (%v): %w", int(ws.Signal()), ws.Signal(), engine.ErrStopped)
+		}
 		return res, fmt.Errorf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())
 	}
 	res.exit = st.ExitCode()

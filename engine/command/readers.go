@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 
@@ -78,6 +79,11 @@ func (r *jsonReader) read(res *result, out []engine.Value) error {
 
 // lastObject finds the last top-level JSON object in b, skipping any other
 // text around it.
+//
+// An object that does not decode is skipped whole (to its matching brace),
+// so an object nested in it is never taken for the program's answer. The
+// bare NaN, Infinity and -Infinity that Python's json module writes are
+// read as those numbers.
 func lastObject(b []byte) (map[string]any, bool) {
 	var last map[string]any
 	found := false
@@ -87,17 +93,101 @@ func lastObject(b []byte) (map[string]any, bool) {
 			break
 		}
 		i += j
-		dec := json.NewDecoder(bytes.NewReader(b[i:]))
+		// an object starts with a key or closes at once; other braces
+		// ("{not json") are text
+		k := i + 1
+		for k < len(b) && (b[k] == ' ' || b[k] == '\t' || b[k] == '\n' || b[k] == '\r') {
+			k++
+		}
+		if k >= len(b) || (b[k] != '"' && b[k] != '}') {
+			i++
+			continue
+		}
+		end := matchBrace(b, i)
+		dec := json.NewDecoder(bytes.NewReader(pythonNumbers(b[i:end])))
 		dec.UseNumber()
 		var m map[string]any
 		if err := dec.Decode(&m); err == nil {
 			last, found = m, true
-			i += int(dec.InputOffset())
-		} else {
-			i++
 		}
+		i = end
 	}
 	return last, found
+}
+
+// matchBrace returns the index just past the brace that closes the one at
+// b[i] (strings and their escapes taken into account), or len(b).
+func matchBrace(b []byte, i int) int {
+	depth, inStr, esc := 0, false, false
+	for k := i; k < len(b); k++ {
+		c := b[k]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				return k + 1
+			}
+		}
+	}
+	return len(b)
+}
+
+// pythonNumbers rewrites the bare NaN, Infinity and -Infinity tokens of b
+// (outside strings) as JSON strings, which jsonValue reads as floats.
+func pythonNumbers(b []byte) []byte {
+	if !bytes.Contains(b, []byte("NaN")) && !bytes.Contains(b, []byte("Infinity")) {
+		return b
+	}
+	var out []byte
+	inStr, esc := false, false
+	for k := 0; k < len(b); k++ {
+		c := b[k]
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			out = append(out, c)
+			continue
+		}
+		if c == '"' {
+			inStr = true
+			out = append(out, c)
+			continue
+		}
+		replaced := false
+		for _, tok := range []string{"-Infinity", "Infinity", "NaN"} {
+			if bytes.HasPrefix(b[k:], []byte(tok)) {
+				out = append(out, '"')
+				out = append(out, tok...)
+				out = append(out, '"')
+				k += len(tok) - 1
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // jsonValue converts a decoded JSON value to a metric of kind k.
@@ -120,6 +210,14 @@ func jsonValue(k engine.Kind, v any) (engine.Value, error) {
 				return engine.Value{}, fmt.Errorf("want a number, got %s", n)
 			}
 			return engine.FloatV(f), nil
+		}
+		switch v {
+		case "NaN":
+			return engine.FloatV(math.NaN()), nil
+		case "Infinity":
+			return engine.FloatV(math.Inf(1)), nil
+		case "-Infinity":
+			return engine.FloatV(math.Inf(-1)), nil
 		}
 	case engine.String:
 		if s, ok := v.(string); ok {
