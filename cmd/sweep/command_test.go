@@ -630,6 +630,35 @@ a = [1, 2, 3]
 	if code != 0 || !strings.HasPrefix(stdout, "rank,point_id,a,x") {
 		t.Fatalf("best without the program: exit %d\n%s%s", code, stdout, errs)
 	}
+	// nor its template files, work folder or NeuPIMs root
+	study2 := filepath.Join(dir, "study2.toml")
+	os.WriteFile(filepath.Join(dir, "model.tmpl"), []byte("{{.a}}"), 0o644)
+	os.WriteFile(sim, data, 0o755)
+	os.WriteFile(study2, []byte(`[study]
+name = "rel2"
+engine = "command"
+
+[command]
+binary = "./sim"
+args = ["json", "x", "{{.a}}"]
+files = { "cfg/m.json" = { template = "model.tmpl" } }
+
+[metrics]
+x = { type = "int", optional = true }
+
+[axes]
+a = [1, 2, 3]
+`), 0o644)
+	out2 := filepath.Join(t.TempDir(), "ds2")
+	if stdout, errs, code := runCLI(t, "run", study2, "--out", out2, "--progress", "none"); code != 0 {
+		t.Fatalf("run: exit %d\n%s%s", code, stdout, errs)
+	}
+	os.Remove(sim)
+	os.Remove(filepath.Join(dir, "model.tmpl"))
+	stdout, errs, code = runCLI(t, "best", out2, "--by", "x", "--format", "csv")
+	if code != 0 || !strings.HasPrefix(stdout, "rank,point_id,a,x") {
+		t.Fatalf("best without the program: exit %d\n%s%s", code, stdout, errs)
+	}
 	stdout, errs, code = runCLI(t, "report", out, "-o", t.TempDir())
 	if code != 0 || strings.Contains(stdout+errs, "study unknown") {
 		t.Fatalf("report without the program: exit %d\n%s%s", code, stdout, errs)

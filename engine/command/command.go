@@ -442,7 +442,8 @@ func (e *Engine) failure(err error, res *result, p []engine.Value, work string) 
 	if rerr == nil && writeCommandFile(inv) == nil && keepOutput(work, res) == nil {
 		fmt.Fprintf(&b, "\nwork folder: %s", work)
 	}
-	return errors.New(b.String())
+	// the error column is UTF-8: a program's other bytes become U+FFFD
+	return errors.New(strings.ToValidUTF8(b.String(), "\uFFFD"))
 }
 
 // Files of a work folder.

@@ -85,6 +85,7 @@ type metricSpec struct {
 
 // config is a validated [command] table.
 type config struct {
+	readOnly     bool     // Source.ReadOnly: touch no file
 	dir          string   // study folder, absolute
 	root         string   // template name "root"
 	binary       string   // absolute path of the program
@@ -123,7 +124,7 @@ func parseConfig(src Source) (*config, error) {
 	if !ok {
 		return nil, keyErr([]string{"command"}, "must be a table")
 	}
-	c := &config{dir: dir, root: dir, inheritEnv: true, exitCodes: []int{0}}
+	c := &config{readOnly: src.ReadOnly, dir: dir, root: dir, inheritEnv: true, exitCodes: []int{0}}
 	var pre *neupimsPreset
 	if v, ok := ct["preset"]; ok {
 		s, ok := v.(string)
@@ -221,7 +222,7 @@ func parseConfig(src Source) (*config, error) {
 			wd = filepath.Join(c.dir, s)
 		}
 		if s != "" {
-			if st, err := os.Stat(wd); err != nil || !st.IsDir() {
+			if st, err := os.Stat(wd); !c.readOnly && (err != nil || !st.IsDir()) {
 				return nil, keyErr(at("workdir"), "%s is not a folder", wd)
 			}
 		}
@@ -294,11 +295,13 @@ func parseConfig(src Source) (*config, error) {
 					if !filepath.IsAbs(from) {
 						from = filepath.Join(c.dir, s)
 					}
-					data, err := os.ReadFile(from)
-					if err != nil {
-						return nil, keyErr(append(kp, k), "cannot read template: %v", errors.Unwrap(err))
+					if !c.readOnly {
+						data, err := os.ReadFile(from)
+						if err != nil {
+							return nil, keyErr(append(kp, k), "cannot read template: %v", errors.Unwrap(err))
+						}
+						text = string(data)
 					}
-					text = string(data)
 				case "text":
 					text = s
 				default:
@@ -395,7 +398,7 @@ func parseConfig(src Source) (*config, error) {
 			if !filepath.IsAbs(s) {
 				s = filepath.Join(c.dir, s)
 			}
-			if _, err := os.Stat(s); err != nil {
+			if _, err := os.Stat(s); err != nil && !c.readOnly {
 				return nil, keyErr(at("version_files"), "%v", err)
 			}
 			c.versionFiles = append(c.versionFiles, s)

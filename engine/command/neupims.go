@@ -131,7 +131,7 @@ func (p *neupimsPreset) parse(c *config, ct map[string]any) error {
 	if !filepath.IsAbs(root) {
 		root = filepath.Join(c.dir, root)
 	}
-	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+	if st, err := os.Stat(root); !c.readOnly && (err != nil || !st.IsDir()) {
 		return keyErr(at("root"), "%s is not a folder", root)
 	}
 	if _, ok := ct["workdir"]; ok {
@@ -160,7 +160,7 @@ func (p *neupimsPreset) parse(c *config, ct map[string]any) error {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(root, s)
 		}
-		if _, err := os.Stat(path); err != nil {
+		if _, err := os.Stat(path); err != nil && !c.readOnly {
 			what := "the default"
 			if given {
 				what = "this"

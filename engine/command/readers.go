@@ -280,7 +280,8 @@ func (r *regexReader) read(res *result, out []engine.Value) error {
 			}
 			return fmt.Errorf("no match for metric %s on stdout (%d bytes, starting %q)", m.field.Name, len(data), excerpt(data))
 		}
-		v, err := engine.ParseValue(m.field.Kind, strings.TrimSpace(text))
+		// Parquet strings are UTF-8: a program's other bytes become U+FFFD
+		v, err := engine.ParseValue(m.field.Kind, strings.ToValidUTF8(strings.TrimSpace(text), "\uFFFD"))
 		if err != nil {
 			return fmt.Errorf("metric %s: %v", m.field.Name, err)
 		}

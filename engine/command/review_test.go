@@ -6,7 +6,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sweep-dse/sweep/engine"
 )
@@ -93,5 +95,38 @@ sig = "string"
 		if err == nil || errors.Is(err, engine.ErrStopped) != stopped {
 			t.Errorf("SIG%s: %v, want stopped %v", sig, err, stopped)
 		}
+	}
+}
+
+// TestOutputIsValidUTF8: bytes that are not UTF-8 in a regex-read string
+// metric or in the stderr tail of a failure reach the dataset as U+FFFD
+// (Parquet strings are UTF-8; DuckDB refuses other bytes).
+func TestOutputIsValidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "prog.sh")
+	os.WriteFile(prog, []byte("#!/bin/sh\nif [ \"$1\" = fail ]; then printf 'partial \\377\\376\\303 failure\\n' >&2; exit 1; fi\nprintf 'name: abc\\377\\376def\\n'\n"), 0o755)
+	e := mustBuild(t, dir, `
+[command]
+binary = "./prog.sh"
+args = ["{{.mode}}"]
+reader = "regex"
+regex = ['name: (?P<name>.*)']
+[metrics]
+name = "string"
+[params]
+mode = "string"
+`)
+	release := e.SetWorkDir(t.TempDir(), false)
+	defer release()
+	out := make([]engine.Value, 1)
+	if err := e.Evaluate(context.Background(), point(t, e, map[string]any{"mode": "ok"}), out); err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.ValidString(out[0].S) || !strings.Contains(out[0].S, "abc") {
+		t.Errorf("name %q", out[0].S)
+	}
+	err := e.Evaluate(context.Background(), point(t, e, map[string]any{"mode": "fail"}), out)
+	if err == nil || !utf8.ValidString(err.Error()) || !strings.Contains(err.Error(), "partial") {
+		t.Errorf("failure %q", err)
 	}
 }
