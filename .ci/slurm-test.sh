@@ -196,7 +196,7 @@ grep -q 'interrupted after' "$out2"/slurm/sweep-slurm-kill-"$first"_1.out && die
 st=$(job_exit "$finish")
 case $st in "COMPLETED 0:0 "|"") die "final job $finish ended '$st'; it should have failed verification" ;; esac
 grep -q '^missing: ' "$out2"/slurm/sweep-slurm-kill-finish-"$finish".out || die "final job did not list missing points"
-grep -q 'submitting again runs only what is missing' "$out2"/slurm/sweep-slurm-kill-finish-"$finish".out || die "final job did not say how to resume"
+grep -q 'submitting again runs what is missing' "$out2"/slurm/sweep-slurm-kill-finish-"$finish".out || die "final job did not say how to resume"
 if "$sweep" status "$out2" --study "$study2" --verify >"$work/status2.txt"; then die "status --verify passed on an incomplete study"; fi
 grep -q 'duplicates' "$work/status2.txt" && die "duplicates after the kill"
 say "scenario 2: incomplete as expected ($(sed -n 's/^study: *//p' "$work/status2.txt")); resubmitting"

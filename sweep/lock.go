@@ -181,3 +181,25 @@ func held(path string) bool {
 	}
 	return true
 }
+
+// OtherShardingBusy reports a sharding other than n (the N of --shard i/N,
+// 1 without --shard) whose runs are writing the dataset in dir now, and
+// its N; sweep slurm checks it before it submits an array that could only
+// be refused.
+func OtherShardingBusy(dir string, n int) (other int, busy bool) {
+	n = max(1, n)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range ents {
+		m, err := strconv.Atoi(strings.TrimPrefix(e.Name(), shardingLockPrefix))
+		if !strings.HasPrefix(e.Name(), shardingLockPrefix) || err != nil || m == n {
+			continue
+		}
+		if held(filepath.Join(dir, e.Name())) {
+			return m, true
+		}
+	}
+	return 0, false
+}

@@ -168,6 +168,9 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// ShellJoin quotes args for a POSIX shell and joins them with spaces.
+func ShellJoin(args []string) string { return shellJoin(args) }
+
 func shellJoin(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
@@ -240,10 +243,11 @@ func (j *SlurmJob) finishScript() string {
 	fmt.Fprintf(&b, "%s || status=$?\n", shellJoin([]string{o.Exe, "status", j.Out, "--study", j.StudyPath, "--verify"}))
 	fmt.Fprintf(&b, "%s || { c=$?; [ \"$status\" -ne 0 ] || status=$c; }\n", shellJoin([]string{o.Exe, "compact", j.Out, "--wait", "10m"}))
 	b.WriteString("if [ \"$status\" -ne 0 ]; then\n")
-	msg := "sweep: the study is not complete (see above); submitting again runs only what is missing"
+	msg := "sweep: the study is not complete (see above); submitting again runs what is missing"
 	if o.Resubmit != "" {
 		msg += ": " + o.Resubmit
 	}
+	msg += "; points that failed run again only with -- --retry-failed, and a failure that recurs needs a fix first"
 	fmt.Fprintf(&b, "  echo %s >&2\nfi\nexit \"$status\"\n", shellQuote(msg))
 	return b.String()
 }

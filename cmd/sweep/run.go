@@ -33,6 +33,26 @@ type runOptions struct {
 	CPUProfile    string
 }
 
+// check checks the values of the flags.
+func (o *runOptions) check() error {
+	switch {
+	case o.Jobs < 1:
+		return fmt.Errorf("--jobs %d: must be at least 1", o.Jobs)
+	case o.FlushRows < 1:
+		return fmt.Errorf("--flush-rows %d: must be at least 1", o.FlushRows)
+	case o.FlushEvery <= 0:
+		return fmt.Errorf("--flush-every %v: must be positive", o.FlushEvery)
+	case o.Shard != "":
+		if _, err := sweep.ParseShard(o.Shard); err != nil {
+			return fmt.Errorf("--shard: %v", err)
+		}
+	}
+	if _, err := progressFor(o.Progress, o.ProgressEvery, io.Discard); err != nil {
+		return err
+	}
+	return nil
+}
+
 // runFlags is sweep run's flag set, filling o (also used by sweep slurm to
 // check the run flags it passes on).
 func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
@@ -63,14 +83,8 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 	if len(pos) != 1 {
 		return usageErr("run: want exactly one study file (see `sweep run --help`)")
 	}
-	if o.Jobs < 1 {
-		return usageErr(fmt.Sprintf("--jobs %d: must be at least 1", o.Jobs))
-	}
-	if o.FlushRows < 1 {
-		return usageErr(fmt.Sprintf("--flush-rows %d: must be at least 1", o.FlushRows))
-	}
-	if o.FlushEvery <= 0 {
-		return usageErr(fmt.Sprintf("--flush-every %v: must be positive", o.FlushEvery))
+	if err := o.check(); err != nil {
+		return usageErr(err.Error())
 	}
 	sh := sweep.All
 	if o.Shard != "" {

@@ -85,7 +85,13 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	if err := checkRunFlags(pos[1:]); err != nil {
 		return err
 	}
-	return slurm(ctx, stdout, pos[0], pos[1:], o, "sweep "+strings.Join(append([]string{"slurm"}, args...), " "))
+	// the command that submits again, for the final job's message: quoted,
+	// and from this folder
+	command := sweep.ShellJoin(append([]string{"sweep", "slurm"}, args...))
+	if wd, err := os.Getwd(); err == nil {
+		command = "cd " + sweep.ShellJoin([]string{wd}) + " && " + command
+	}
+	return slurm(ctx, stdout, pos[0], pos[1:], o, command)
 }
 
 func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o slurmOptions, command string) error {
@@ -129,6 +135,13 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 		}
 	}
 
+	out := o.Out
+	if out == "" {
+		out = sweep.DefaultOut(s)
+	}
+	if other, busy := sweep.OtherShardingBusy(out, o.Tasks); busy && o.Submit {
+		return &sweep.ShardingError{Dir: out, N: o.Tasks, Other: other}
+	}
 	job, err := sweep.WriteSlurm(s, sweep.SlurmOptions{
 		Study: study, Out: o.Out, Tasks: o.Tasks, Parallel: o.Parallel,
 		Partition: o.Partition, Time: o.Time, CPUs: o.CPUs, Extra: o.Extra,
@@ -169,7 +182,7 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 	}
 	all := append(append([]string{}, sub.Arrays...), sub.Finish)
 	fmt.Fprintf(w, "watch with: squeue -j %s\n", strings.Join(all, ","))
-	fmt.Fprintf(w, "when done: sweep status %s --verify (the final job's log: %s)\n", job.Out, filepath.Join(job.LogDir, job.JobName()+"-finish-"+sub.Finish+".out"))
+	fmt.Fprintf(w, "when done: %s (the final job's log: %s)\n", sweep.ShellJoin([]string{"sweep", "status", job.Out, "--study", job.StudyPath, "--verify"}), filepath.Join(job.LogDir, job.JobName()+"-finish-"+sub.Finish+".out"))
 	return nil
 }
 
@@ -201,12 +214,15 @@ func checkRunFlags(args []string) error {
 	}
 	var bad string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "out" || f.Name == "shard" {
+		if f.Name == "out" || f.Name == "shard" || f.Name == "jobs" {
 			bad = f.Name
 		}
 	})
 	if bad != "" {
-		return usageErr(fmt.Sprintf("slurm: --%s after --: every array task sets it itself (use sweep slurm --out for the folder)", bad))
+		return usageErr(fmt.Sprintf("slurm: --%s after --: every array task sets it itself (--out and --cpus of sweep slurm)", bad))
+	}
+	if err := ro.check(); err != nil {
+		return usageErr("slurm: the run flags after --: " + err.Error())
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -94,7 +95,7 @@ func TestSlurmScriptsWithoutSlurm(t *testing.T) {
 	}
 	// the final job with shard 3 missing: non-zero, lists missing points
 	o, c := runTask(t, path, finish, 0, 0)
-	if c == 0 || !strings.Contains(o, "missing: ") || !strings.Contains(o, "num_experts=") || !strings.Contains(o, "verify failed") || !strings.Contains(o, "submitting again runs only what is missing") {
+	if c == 0 || !strings.Contains(o, "missing: ") || !strings.Contains(o, "num_experts=") || !strings.Contains(o, "verify failed") || !strings.Contains(o, "submitting again runs what is missing") || !strings.Contains(o, "-- --retry-failed") {
 		t.Fatalf("finish with a shard missing: exit %d\n%s", c, o)
 	}
 	// the second array, then the final job succeeds
@@ -201,9 +202,32 @@ func TestSlurmUsageErrors(t *testing.T) {
 		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--flush-rows", "many"},
 		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--retry-failed", "stray"},
 		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--out", "elsewhere"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--flush-rows", "0"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--flush-every", "0s"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--", "--progress", "fancy"},
 	} {
 		if _, errs, code := runCLI(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errs)
 		}
+	}
+}
+
+// TestSlurmRefusesWhileAnotherShardingWrites: submitting an array of 4
+// shards into a folder that a run without --shard is writing is refused
+// before anything is submitted (every task would be refused).
+func TestSlurmRefusesWhileAnotherShardingWrites(t *testing.T) {
+	noSlurm(t)
+	out := t.TempDir()
+	f, err := os.OpenFile(filepath.Join(out, ".lock-sharding-1"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := runCLI(t, "slurm", seedStudy, "--tasks", "4", "--out", out, "--sweep-bin", sweepBin, "--submit")
+	if code != 1 || !strings.Contains(errs, "being written by a sweep run without --shard") {
+		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
