@@ -165,6 +165,11 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 			res.Quarantined = append(res.Quarantined, dst)
 		}
 		if len(pl.Stale) > 0 {
+			// runs still writing the old version would keep adding its
+			// rows beside the new one's
+			if other := otherRunHolding(o.Out, lockName(o.Shard)); other != "" {
+				return nil, fmt.Errorf("dataset %s holds rows of another model version of %s, and another run (%s) is still writing it; wait for it to finish, then run again (its rows are then archived)", o.Out, s.Engine.Name(), other)
+			}
 			moved, err := archiveOldVersions(o.Out, s.Engine)
 			if err != nil {
 				return nil, err
@@ -392,6 +397,25 @@ func otherStudy(dir, name string) string {
 			return n
 		}
 		return ""
+	}
+	return ""
+}
+
+// otherRunHolding names a per-run lock file of dir other than own that a
+// live run holds ("" if none).
+func otherRunHolding(dir, own string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == own || !(n == ".lock" || strings.HasPrefix(n, ".lock-shard-")) {
+			continue
+		}
+		if held(filepath.Join(dir, n)) {
+			return n
+		}
 	}
 	return ""
 }

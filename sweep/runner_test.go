@@ -223,6 +223,16 @@ func TestEngineVersionChangeKeepsOldRowsApart(t *testing.T) {
 	}
 	before, _ := dataset.Parts(dir)
 	f.version = "2"
+	// not while a run (of the old version) still writes: its rows would
+	// keep coming beside the new version's
+	held, _, err := AcquireLock(dir, lockName(Shard{0, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Shard: Shard{1, 2}}); err == nil || !strings.Contains(err.Error(), "another run (.lock-shard-0-of-2) is still writing it") {
+		t.Fatalf("a new version beside a running old one: %v", err)
+	}
+	held.Release()
 	var log strings.Builder
 	res, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log})
 	if err != nil {

@@ -406,6 +406,10 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 	}
 	if err == nil && !keep {
 		e.putSlot(slot)
+		// the folder a failed earlier attempt kept is no longer needed
+		if err := os.RemoveAll(filepath.Join(root, e.WorkKey(p))); err != nil {
+			return fmt.Errorf("work folder of an earlier attempt: %w", err)
+		}
 		return nil
 	}
 	// keep the folder under the point's name; its output files go: a

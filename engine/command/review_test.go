@@ -130,3 +130,38 @@ mode = "string"
 		t.Errorf("failure %q", err)
 	}
 }
+
+// TestRetryRemovesTheKeptFolder: the work folder a failed point kept goes
+// once the point succeeds.
+func TestRetryRemovesTheKeptFolder(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "fail")
+	prog := filepath.Join(dir, "prog.sh")
+	os.WriteFile(prog, []byte("#!/bin/sh\nif [ -e "+flag+" ]; then exit 3; fi\necho '{\"lat\": 1}'\n"), 0o755)
+	e := mustBuild(t, dir, `
+[command]
+binary = "./prog.sh"
+[metrics]
+lat = "int"
+[params]
+x = "int"
+`)
+	root := t.TempDir()
+	release := e.SetWorkDir(root, false)
+	defer release()
+	p := point(t, e, map[string]any{"x": 1})
+	os.WriteFile(flag, nil, 0o644)
+	if err := e.Evaluate(context.Background(), p, make([]engine.Value, 1)); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(root, e.WorkKey(p))); err != nil {
+		t.Fatalf("the failed point kept no folder: %v", err)
+	}
+	os.Remove(flag)
+	if err := e.Evaluate(context.Background(), p, make([]engine.Value, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, e.WorkKey(p))); !os.IsNotExist(err) {
+		t.Fatalf("the kept folder stays after the retry succeeded: %v", err)
+	}
+}
