@@ -94,11 +94,12 @@ type Engine struct {
 	devNull *os.File // the programs' stdin
 
 	mu       sync.Mutex
-	workRoot string // folder holding the points' work folders
-	keep     bool   // keep work folders of successful points
-	slots    int    // work folders made so far
-	host     string // this machine's name, in work folder names
-	token    string // random, in work folder names
+	workRoot string  // folder holding the points' work folders
+	keep     bool    // keep work folders of successful points
+	free     []*slot // emptied work folders, for the next points
+	slots    int     // work folders made so far
+	host     string  // this machine's name, in work folder names
+	token    string  // random, in work folder names
 }
 
 // New builds an engine from a study's tables. Problems with a key of the
@@ -163,23 +164,30 @@ func (e *Engine) Program() string { return e.c.binary }
 // SetWorkDir sets the folder under which every point gets its own work
 // folder, and whether work folders of successful points are kept. The
 // runner calls it before the first Evaluate with <dataset>/_work, and calls
-// the function it returns after the last: that removes the emptied work
-// folders (and dir, if nothing is left in it). Without SetWorkDir, work
-// folders go under a temporary folder.
+// the function it returns after the last: that removes dir if nothing is
+// left in it. Without SetWorkDir, work folders go under a temporary folder.
 //
-// A point runs in a work folder of its own. A folder whose point succeeded
-// is emptied and given to a later point, with the unnamed files that took
-// the program's output, which saves creating and removing a folder and two
-// files per point; a failed point's folder (and, with keep, every point's)
-// is renamed to <dir>/<WorkKey> and kept.
+// A point runs in a work folder of its own, with new unnamed files for the
+// program's output. A folder whose point succeeded is emptied and given to
+// a later point (emptied again then: creating and removing a folder per
+// point costs more than the spawn on some file systems); a failed point's
+// folder (and, with keep, every point's) is renamed to <dir>/<WorkKey> and
+// kept, until the point succeeds.
 func (e *Engine) SetWorkDir(dir string, keep bool) (release func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	e.workRoot, e.keep = dir, keep
+	e.workRoot, e.keep, e.free = dir, keep, nil
 	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, s := range e.free {
+			s.close()
+			os.RemoveAll(s.dir)
+		}
+		e.free = nil
 		os.Remove(dir) // only if empty: kept folders stay
 	}
 }
@@ -197,7 +205,11 @@ type slot struct {
 // running (detached), or a program that reopens /dev/stdout and truncates
 // it, writes to a file of its own and never into this point's output.
 func (s *slot) outputs() (out, errOut *os.File, outStart, errStart int64, _ error) {
-	s.close()
+	if s.out != nil {
+		s.out.Close()
+		s.err.Close()
+		s.out, s.err = nil, nil
+	}
 	o, err := unnamedFile()
 	if err != nil {
 		return nil, nil, 0, 0, err
@@ -224,10 +236,34 @@ func (s *slot) close() {
 	}
 }
 
-// takeSlot returns a new, empty work folder for a point. Its name is
-// unique across processes and hosts (host, process, a random token of this
-// engine, a sequence number): shards on several nodes share the dataset's
-// _work folder, and process numbers repeat across nodes and containers.
+// empty removes everything inside the slot's folder.
+func (s *slot) empty() error {
+	if s.d == nil {
+		d, err := os.Open(s.dir)
+		if err != nil {
+			return err
+		}
+		s.d = d
+	} else if _, err := s.d.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	names, err := s.d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(s.dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeSlot returns an empty work folder for a point: one a finished point
+// emptied (putSlot), else a new one. A new folder's name is unique across
+// processes and hosts (host, process, a random token of this engine, a
+// sequence number): shards on several nodes share the dataset's _work
+// folder, and process numbers repeat across nodes and containers.
 func (e *Engine) takeSlot() (s *slot, root string, keep bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -239,6 +275,17 @@ func (e *Engine) takeSlot() (s *slot, root string, keep bool, err error) {
 		e.workRoot = d
 	}
 	root, keep = e.workRoot, e.keep
+	if n := len(e.free); n > 0 {
+		s = e.free[n-1]
+		e.free = e.free[:n-1]
+		// empty again: a process an earlier point left running may have
+		// written into it since
+		if err := s.empty(); err == nil {
+			return s, root, keep, nil
+		}
+		s.close()
+		os.RemoveAll(s.dir)
+	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, "", false, err
 	}
@@ -255,12 +302,27 @@ func (e *Engine) takeSlot() (s *slot, root string, keep bool, err error) {
 	}
 }
 
-// putSlot removes a point's work folder and output files. A folder is
-// never given to a later point: a process the point left running could
-// still write into it.
+// putSlot empties a work folder and keeps it for a later point (its
+// output files go: every point gets new ones, see outputs).
 func (e *Engine) putSlot(s *slot) {
-	s.close()
-	os.RemoveAll(s.dir)
+	if s.out != nil {
+		s.out.Close()
+		s.err.Close()
+		s.out, s.err = nil, nil
+	}
+	if err := s.empty(); err != nil {
+		s.close()
+		os.RemoveAll(s.dir)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if filepath.Dir(s.dir) == e.workRoot {
+		e.free = append(e.free, s)
+	} else {
+		s.close()
+		os.Remove(s.dir) // SetWorkDir moved the root meanwhile
+	}
 }
 
 // Resolve implements engine.Engine: unset parameters take their declared

@@ -289,9 +289,9 @@ x = "int"
 	}
 }
 
-// Every point gets a work folder and output files of its own (a later point
-// sees nothing an earlier one left); failed points keep theirs under their
-// own name.
+// Work folders are reused by later points only once emptied, and every
+// point gets new files for its output (a later point sees nothing an
+// earlier one left); failed points keep theirs under their own name.
 func TestWorkFolderReuse(t *testing.T) {
 	e := mustBuild(t, t.TempDir(), `
 [command]

@@ -261,8 +261,13 @@ func readTail(f *os.File, start, max int64) ([]byte, int64, error) {
 // exercise the pipes).
 var unnamedFiles = true
 
-// unnamedFile opens a file without a name in the temporary folder: it
-// vanishes when closed.
+// unnamedFile opens a file without a name: an anonymous memory file
+// (memfd_create, a few µs), else one in the temporary folder (O_TMPFILE,
+// which costs tens of µs on some file systems). Either vanishes when its
+// last holder closes it.
 func unnamedFile() (*os.File, error) {
+	if fd, err := unix.MemfdCreate("sweep-output", unix.MFD_CLOEXEC); err == nil {
+		return os.NewFile(uintptr(fd), "sweep-output"), nil
+	}
 	return os.OpenFile(os.TempDir(), unix.O_TMPFILE|os.O_RDWR, 0o600)
 }
