@@ -187,20 +187,19 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	if len(p) != nParams {
 		return fmt.Errorf("moe: point has %d parameters, want %d", len(p), nParams)
 	}
+	if t := templateFor(p); t != nil {
+		return e.resolveFrom(dir, p, t)
+	}
+	return e.resolveLong(dir, p)
+}
+
+// resolveLong is Resolve filling from each source in turn: config files,
+// presets, defaults. A point without config files gives the same result
+// through its template (TestResolveTemplate).
+func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 	for i := range p {
-		if !p[i].IsSet() {
-			continue
-		}
-		k := kindOf[i]
-		if p[i].Kind == k && !hasEnum[i] {
-			continue
-		}
-		p[i] = coerce(k, p[i])
-		if p[i].Kind != paramTable[i].Kind {
-			return perr(i, p[i], "want %s, got %s", paramTable[i].Kind, p[i].Kind)
-		}
-		if enum := paramTable[i].Enum; len(enum) > 0 && !contains(enum, p[i].S) {
-			return perr(i, p[i], "not one of %s", strings.Join(enum, ", "))
+		if err := checkKind(p, i); err != nil {
+			return err
 		}
 	}
 	// model: config file, then preset; not both, or the preset's name would
@@ -246,24 +245,62 @@ func (e *Engine) Resolve(dir string, p []engine.Value) error {
 	}
 	fillVec(p, pv)
 	// traces
-	var nreq int64
-	if v := p[pSeqTrace]; v.IsSet() && v.S != "" {
-		data, err := e.files.load(dir, v.S, func(path string) (any, error) { return LoadSeqTrace(path) })
-		if err != nil {
-			return err
-		}
-		nreq = int64(len(data.([]Request)))
+	nreq, err := e.traceRequests(dir, p)
+	if err != nil {
+		return err
 	}
-	topKGiven := p[pTopK].IsSet()
-	dffeGiven := p[pDFFExpert].IsSet()
-	qLoRAGiven := p[pQLoRA].IsSet()
-	qkNormGiven := p[pQKNorm].IsSet()
+	given := givenFlags{topK: p[pTopK].IsSet(), dffe: p[pDFFExpert].IsSet(), qLoRA: p[pQLoRA].IsSet(), qkNorm: p[pQKNorm].IsSet()}
 	// plain defaults
 	for i := range p {
 		if !p[i].IsSet() {
 			p[i] = defaultOf[i]
 		}
 	}
+	return e.derive(dir, p, nreq, given)
+}
+
+// checkKind checks a given parameter's kind (an int for a float parameter
+// becomes a float) and, for a string with a fixed set of values, its value.
+func checkKind(p []engine.Value, i int) error {
+	if !p[i].IsSet() {
+		return nil
+	}
+	k := kindOf[i]
+	if p[i].Kind == k && !hasEnum[i] {
+		return nil
+	}
+	p[i] = coerce(k, p[i])
+	if p[i].Kind != paramTable[i].Kind {
+		return perr(i, p[i], "want %s, got %s", paramTable[i].Kind, p[i].Kind)
+	}
+	if enum := paramTable[i].Enum; len(enum) > 0 && !contains(enum, p[i].S) {
+		return perr(i, p[i], "not one of %s", strings.Join(enum, ", "))
+	}
+	return nil
+}
+
+// traceRequests is the number of requests in the point's sequence trace
+// (0 without one).
+func (e *Engine) traceRequests(dir string, p []engine.Value) (int64, error) {
+	v := p[pSeqTrace]
+	if !v.IsSet() || v.S == "" {
+		return 0, nil
+	}
+	data, err := e.files.load(dir, v.S, func(path string) (any, error) { return LoadSeqTrace(path) })
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(data.([]Request))), nil
+}
+
+// givenFlags records which parameters with derived defaults the point or a
+// preset gave, before the plain defaults were filled in.
+type givenFlags struct{ topK, dffe, qLoRA, qkNorm bool }
+
+// derive completes a point whose given, config-file, preset and plain
+// default values are in place: derived defaults, then validation.
+func (e *Engine) derive(dir string, p []engine.Value, nreq int64, given givenFlags) error {
+	topKGiven, dffeGiven, qLoRAGiven, qkNormGiven := given.topK, given.dffe, given.qLoRA, given.qkNorm
 	// derived defaults
 	for _, i := range []int{pQKVBias, pOutBias, pFFNBias} {
 		if !p[i].IsSet() {

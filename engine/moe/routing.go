@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // rng is SplitMix64: tiny, fast, and fully determined by its seed, so a point
@@ -91,42 +92,116 @@ type routeKey struct {
 }
 
 type routeEntry struct {
+	key  routeKey
 	st   routeStats
 	load []int32
 }
 
-// routeCache memoises routing samples, bounded in memory.
+// routeCache memoises routing samples, bounded in memory. Lookups take no
+// lock and write no shared memory: the table is open-addressed, its slots
+// are atomic pointers to immutable entries, and a full table is replaced,
+// never changed in place. (A read-write mutex here cost 2 % of a
+// two-worker sweep's CPU: every lookup wrote the mutex's cache line, which
+// the two cores then passed back and forth.) Insertions are rare (one per
+// distinct routing) and take mu.
 type routeCache struct {
-	mu    sync.RWMutex
-	m     map[routeKey]routeEntry
-	elems int // int32s held
+	mu sync.Mutex
+	t  atomic.Pointer[routeTable]
 }
 
-// routeCacheElems bounds the cache: 4M expert counts (16 MiB).
-const routeCacheElems = 4 << 20
+// routeTable is one generation of the cache: len(slots) is a power of two,
+// at most half of them are used, and elems bounds the expert counts held.
+type routeTable struct {
+	slots []atomic.Pointer[routeEntry]
+	n     int // entries (written under routeCache.mu)
+	elems int // int32s held (written under routeCache.mu)
+}
+
+// The cache's bounds: 4M expert counts (16 MiB) and 64Ki entries (a table
+// of 1 MiB). A new table has routeCacheSlots slots and doubles when half
+// full.
+const (
+	routeCacheElems   = 4 << 20
+	routeCacheEntries = 1 << 16
+	routeCacheSlots   = 1 << 10
+)
 
 var routes routeCache
 
+// hash mixes the key's fields (SplitMix64's finaliser over a running sum);
+// equal keys hash alike, and get compares whole keys.
+func (k *routeKey) hash() uint64 {
+	h := uint64(k.E)*0x9e3779b97f4a7c15 ^ uint64(k.K)<<32 ^ uint64(k.batch)
+	for _, x := range [...]uint64{uint64(k.seed), uint64(k.resident), uint64(k.tokenBase),
+		math.Float64bits(k.capacity), math.Float64bits(k.skew), uint64(len(k.routing))} {
+		h = (h ^ x) * 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+	}
+	if k.trace != nil {
+		h ^= uint64(k.trace.Experts)*0x94d049bb133111eb + uint64(len(k.trace.Ranked))
+	}
+	h *= 0x94d049bb133111eb
+	return h ^ h>>29
+}
+
 func (rc *routeCache) get(k *routeKey, load []int32) (routeStats, bool) {
-	rc.mu.RLock()
-	e, ok := rc.m[*k]
-	rc.mu.RUnlock()
-	if !ok {
+	t := rc.t.Load()
+	if t == nil {
 		return routeStats{}, false
 	}
-	copy(load, e.load)
-	return e.st, true
+	mask := uint64(len(t.slots) - 1)
+	for i := k.hash() & mask; ; i = (i + 1) & mask {
+		e := t.slots[i].Load()
+		if e == nil {
+			return routeStats{}, false
+		}
+		if e.key == *k {
+			copy(load, e.load)
+			return e.st, true
+		}
+	}
 }
 
 func (rc *routeCache) put(k *routeKey, st routeStats, load []int32) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if rc.m == nil || rc.elems+len(load) > routeCacheElems {
-		rc.m = map[routeKey]routeEntry{}
-		rc.elems = 0
+	t := rc.t.Load()
+	switch {
+	case t == nil || t.elems+len(load) > routeCacheElems || t.n >= routeCacheEntries:
+		// start over: the bound holds, and a sweep's routings repeat in runs
+		t = &routeTable{slots: make([]atomic.Pointer[routeEntry], routeCacheSlots)}
+		rc.t.Store(t)
+	case 2*(t.n+1) > len(t.slots):
+		// grow: a new table with every entry, published whole
+		g := &routeTable{slots: make([]atomic.Pointer[routeEntry], 2*len(t.slots)), n: t.n, elems: t.elems}
+		for i := range t.slots {
+			if e := t.slots[i].Load(); e != nil {
+				g.insert(e)
+			}
+		}
+		t = g
+		rc.t.Store(t)
 	}
-	rc.m[*k] = routeEntry{st: st, load: append([]int32(nil), load...)}
-	rc.elems += len(load)
+	if t.insert(&routeEntry{key: *k, st: st, load: append([]int32(nil), load...)}) {
+		t.n++
+		t.elems += len(load)
+	}
+}
+
+// insert stores e in its first free slot; false if the key is present
+// (another goroutine drew the same routing first).
+func (t *routeTable) insert(e *routeEntry) bool {
+	mask := uint64(len(t.slots) - 1)
+	for i := e.key.hash() & mask; ; i = (i + 1) & mask {
+		old := t.slots[i].Load()
+		if old == nil {
+			t.slots[i].Store(e)
+			return true
+		}
+		if old.key == e.key {
+			return false
+		}
+	}
 }
 
 // sample draws the routing of one batch (see route).

@@ -1,0 +1,126 @@
+package moe
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// A resolveTemplate is what the unset parameters of a point that names no
+// config file take: the model preset's values, then the hardware preset's,
+// then the plain defaults (Unset where the default is derived). With it,
+// Resolve fills a point in one pass over its parameters instead of one per
+// source; a sweep resolves every point twice (the plan's check and the
+// worker's), so this pass is a visible share of a sweep's CPU.
+type resolveTemplate struct {
+	key    templateKey
+	vals   [nParams]engine.Value
+	preset [nParams]bool // set by a preset: given, for derived defaults
+}
+
+// templateKey names a template: the point's model and hardware values.
+type templateKey struct {
+	model, hardware       string
+	modelSet, hardwareSet bool
+}
+
+var (
+	lastTemplate atomic.Pointer[resolveTemplate]
+	templates    sync.Map // templateKey -> *resolveTemplate, known presets only
+)
+
+// noFile reports whether a file parameter names no file.
+func noFile(v engine.Value) bool { return !v.IsSet() || (v.Kind == engine.String && v.S == "") }
+
+// templateFor returns the template of a point that names no config file and
+// known presets (or none); nil otherwise, and then Resolve takes the long
+// way, which also words the errors.
+func templateFor(p []engine.Value) *resolveTemplate {
+	if !noFile(p[pModelConfig]) || !noFile(p[pNPUConfig]) || !noFile(p[pMemConfig]) {
+		return nil
+	}
+	m, h := p[pModel], p[pHardware]
+	if (m.IsSet() && m.Kind != engine.String) || (h.IsSet() && h.Kind != engine.String) {
+		return nil
+	}
+	k := templateKey{model: m.S, hardware: h.S, modelSet: m.IsSet(), hardwareSet: h.IsSet()}
+	if t := lastTemplate.Load(); t != nil && t.key == k {
+		return t
+	}
+	if v, ok := templates.Load(k); ok {
+		t := v.(*resolveTemplate)
+		lastTemplate.Store(t)
+		return t
+	}
+	t := buildTemplate(k)
+	if t == nil {
+		return nil
+	}
+	templates.Store(k, t)
+	lastTemplate.Store(t)
+	return t
+}
+
+// buildTemplate fills an empty point as Resolve's long way does: model
+// preset, hardware preset (the default one if unset), plain defaults. Nil
+// for an unknown preset.
+func buildTemplate(k templateKey) *resolveTemplate {
+	t := &resolveTemplate{key: k}
+	q := t.vals[:]
+	if k.modelSet {
+		q[pModel] = engine.StringV(k.model)
+	}
+	if k.hardwareSet {
+		q[pHardware] = engine.StringV(k.hardware)
+	}
+	if v := q[pModel]; v.IsSet() && v.S != "custom" {
+		vals, ok := modelValues(v.S)
+		if !ok {
+			return nil
+		}
+		fillVec(q, presetVec(&modelVecs, v.S, vals))
+	}
+	if !q[pHardware].IsSet() {
+		q[pHardware] = paramTable[pHardware].Default
+	}
+	vals, ok := hardwareValues(q[pHardware].S)
+	if !ok {
+		return nil
+	}
+	fillVec(q, presetVec(&hardwareVecs, q[pHardware].S, vals))
+	for i := range q {
+		t.preset[i] = q[i].IsSet()
+		if !q[i].IsSet() {
+			q[i] = defaultOf[i]
+		}
+	}
+	return t
+}
+
+// resolveFrom is Resolve for a point with a template: one pass checks the
+// given values and fills the others, then the derived defaults follow.
+func (e *Engine) resolveFrom(dir string, p []engine.Value, t *resolveTemplate) error {
+	given := givenFlags{
+		topK:   p[pTopK].IsSet() || t.preset[pTopK],
+		dffe:   p[pDFFExpert].IsSet() || t.preset[pDFFExpert],
+		qLoRA:  p[pQLoRA].IsSet() || t.preset[pQLoRA],
+		qkNorm: p[pQKNorm].IsSet() || t.preset[pQKNorm],
+	}
+	for i := range p {
+		switch {
+		case !p[i].IsSet():
+			p[i] = t.vals[i]
+		case p[i].Kind == kindOf[i] && !hasEnum[i]:
+		default:
+			if err := checkKind(p, i); err != nil {
+				return err
+			}
+		}
+	}
+	nreq, err := e.traceRequests(dir, p)
+	if err != nil {
+		return err
+	}
+	return e.derive(dir, p, nreq, given)
+}

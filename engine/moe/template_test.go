@@ -1,0 +1,107 @@
+package moe
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sweep-dse/sweep/engine"
+)
+
+// TestResolveTemplate holds Resolve's one-pass fill (a template of presets
+// and defaults) to the long way, source by source: on random points, valid
+// and not, both give the same vector or the same error.
+func TestResolveTemplate(t *testing.T) {
+	e := New()
+	r := rand.New(rand.NewPCG(1, 2))
+	models := append([]string{"custom", "no-such-model"}, ModelPresetNames()...)
+	hardware := append([]string{"no-such-hardware"}, HardwarePresetNames()...)
+	ints := []int64{-1, 0, 1, 2, 3, 4, 7, 8, 16, 64, 128, 512, 4096, 1 << 40}
+	floats := []float64{-1, 0, 0.5, 1, 1.25, 2, 100, 1e300, math.Inf(1)}
+	random := func(i int) engine.Value {
+		if r.IntN(20) == 0 { // a value of the wrong kind
+			return engine.StringV("x")
+		}
+		switch paramTable[i].Kind {
+		case engine.Int:
+			return engine.IntV(ints[r.IntN(len(ints))])
+		case engine.Float:
+			if r.IntN(4) == 0 {
+				return engine.IntV(ints[r.IntN(len(ints))]) // an int for a float parameter
+			}
+			return engine.FloatV(floats[r.IntN(len(floats))])
+		case engine.Bool:
+			return engine.BoolV(r.IntN(2) == 0)
+		default:
+			if enum := paramTable[i].Enum; len(enum) > 0 && r.IntN(10) > 0 {
+				return engine.StringV(enum[r.IntN(len(enum))])
+			}
+			return engine.StringV("other")
+		}
+	}
+	var fast, ok int
+	for trial := range 20000 {
+		p := make([]engine.Value, nParams)
+		if r.IntN(5) > 0 {
+			p[pModel] = engine.StringV(models[r.IntN(len(models))])
+		}
+		if r.IntN(3) > 0 {
+			p[pHardware] = engine.StringV(hardware[r.IntN(len(hardware))])
+		}
+		for range r.IntN(6) {
+			i := r.IntN(nParams)
+			if paramTable[i].File || i == pModel || i == pHardware {
+				continue
+			}
+			p[i] = random(i)
+		}
+		if templateFor(p) != nil {
+			fast++
+		}
+		a, b := append([]engine.Value(nil), p...), append([]engine.Value(nil), p...)
+		errA, errB := e.Resolve("", a), e.resolveLong("", b)
+		if (errA == nil) != (errB == nil) || (errA != nil && errA.Error() != errB.Error()) {
+			t.Fatalf("trial %d, point %v: Resolve says %v, the long way %v", trial, p, errA, errB)
+		}
+		if errA != nil {
+			continue
+		}
+		ok++
+		for i := range a {
+			if a[i].Kind != b[i].Kind || a[i].I != b[i].I || math.Float64bits(a[i].F) != math.Float64bits(b[i].F) || a[i].S != b[i].S {
+				t.Fatalf("trial %d, point %v: %s = %v, the long way %v", trial, p, paramTable[i].Name, a[i], b[i])
+			}
+		}
+	}
+	// the comparison means something only if both paths and both outcomes occur
+	if fast < 10000 || ok < 2000 || ok > 18000 {
+		t.Fatalf("%d of 20000 points took the template, %d resolved", fast, ok)
+	}
+	t.Logf("%d of 20000 points took the template, %d resolved", fast, ok)
+}
+
+// BenchmarkResolve resolves the seed point from what a study gives, through
+// its template and the long way.
+func BenchmarkResolve(b *testing.B) {
+	e := New()
+	b.Run("template", func(b *testing.B) { benchResolve(b, e.Resolve) })
+	b.Run("long", func(b *testing.B) { benchResolve(b, e.resolveLong) })
+}
+
+func benchResolve(b *testing.B, resolve func(string, []engine.Value) error) {
+	given := make([]engine.Value, nParams)
+	given[pModel] = engine.StringV("gpt3-7B")
+	given[pNumExperts] = engine.IntV(64)
+	given[pTopK] = engine.IntV(2)
+	given[pBatch] = engine.IntV(512)
+	given[pNLayers] = engine.IntV(1)
+	given[pScaling] = engine.StringV("balanced")
+	p := make([]engine.Value, nParams)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(p, given)
+		if err := resolve("", p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
