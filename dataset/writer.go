@@ -182,33 +182,32 @@ func (c *column) put(v *engine.Value, ok bool) {
 	}
 }
 
-// fast appends a valid or unset value, the common cases inline.
-func (c *column) fast(v *engine.Value) {
-	if c.defs == nil && v.Kind == c.kind {
-		switch v.Kind {
-		case engine.Int:
-			c.ints = append(c.ints, v.I)
-			c.n++
-			return
-		case engine.Float:
-			c.flts = append(c.flts, v.F)
-			c.n++
-			return
-		case engine.String:
-			if c.dict && len(c.dvals) > 0 && c.dvals[c.last] == v.S {
-				c.idx = append(c.idx, c.last)
+// appendValues appends vals[i] to cols[i]: the common cases (a valid value
+// of the column's kind in a column without nulls so far, a string equal to
+// the dictionary column's last one) in the loop, the others through put.
+func appendValues(cols []column, vals []engine.Value) {
+	cols = cols[:len(vals)]
+	for i := range vals {
+		c, v := &cols[i], &vals[i]
+		if c.defs == nil && v.Kind == c.kind {
+			switch v.Kind {
+			case engine.Int:
+				c.ints = append(c.ints, v.I)
 				c.n++
-				return
+				continue
+			case engine.Float:
+				c.flts = append(c.flts, v.F)
+				c.n++
+				continue
+			case engine.String:
+				if c.dict && len(c.dvals) > 0 && c.dvals[c.last] == v.S {
+					c.idx = append(c.idx, c.last)
+					c.n++
+					continue
+				}
 			}
 		}
-	}
-	c.put(v, true)
-}
-
-// appendValues appends vals[i] to cols[i].
-func appendValues(cols []column, vals []engine.Value) {
-	for i := range vals {
-		cols[i].fast(&vals[i])
+		c.put(v, true)
 	}
 }
 

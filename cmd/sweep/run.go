@@ -62,7 +62,7 @@ func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
 	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
 	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")
-	fs.IntVar(&o.FlushRows, "flush-rows", 1<<14, "write part files every `N` rows (split over the --jobs workers)")
+	fs.IntVar(&o.FlushRows, "flush-rows", sweep.DefaultFlushRows, "write part files every `N` rows (split over the --jobs workers)")
 	fs.DurationVar(&o.FlushEvery, "flush-every", 30*time.Second, "... or at least this often")
 	fs.BoolVar(&o.Discard, "discard", false, "evaluate but write nothing (measures engine + runner)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
