@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -335,20 +336,29 @@ func appendDelta(b []byte, v []int64) []byte {
 	var d [deltaBlock]uint64
 	for i := 1; i < len(v); i += deltaBlock {
 		n := min(deltaBlock, len(v)-i)
-		minDelta := v[i] - v[i-1]
-		for k := 0; k < n; k++ {
-			minDelta = min(minDelta, v[i+k]-v[i+k-1])
-		}
-		for k := 0; k < n; k++ {
-			d[k] = uint64(v[i+k] - v[i+k-1] - minDelta)
+		w := v[i-1 : i+n]
+		minDelta, maxDelta := w[1]-w[0], w[1]-w[0]
+		for k := 1; k < len(w); k++ {
+			x := w[k] - w[k-1]
+			minDelta, maxDelta = min(minDelta, x), max(maxDelta, x)
 		}
 		b = binary.AppendVarint(b, minDelta)
+		if minDelta == maxDelta {
+			// every delta alike (a column of one value, a steady step):
+			// every miniblock has width 0 and takes no bytes
+			b = append(b, 0, 0, 0, 0)
+			continue
+		}
+		for k := 0; k < n; k++ {
+			d[k] = uint64(w[k+1] - w[k] - minDelta)
+		}
+		clear(d[n:]) // the last block's padding
 		wAt := len(b)
 		b = append(b, 0, 0, 0, 0)
 		for m := 0; m*deltaMiniblock < n; m++ {
-			lo, hi := m*deltaMiniblock, min(n, (m+1)*deltaMiniblock)
+			mb := (*[deltaMiniblock]uint64)(d[m*deltaMiniblock:])
 			var or uint64
-			for _, x := range d[lo:hi] {
+			for _, x := range mb {
 				or |= x
 			}
 			width := bits.Len64(or)
@@ -356,41 +366,34 @@ func appendDelta(b []byte, v []int64) []byte {
 			if width == 0 {
 				continue
 			}
-			b = appendPacked(b, d[lo:hi], width)
+			b = appendPacked(b, mb, uint(width))
 		}
 	}
 	return b
 }
 
-// appendPacked appends 32 values of width bits each, least significant bit
-// first (values past len(v) are zeros).
-func appendPacked(b []byte, v []uint64, width int) []byte {
+// appendPacked appends 32 values of width bits each (1 to 64), least
+// significant bit first: 4·width bytes.
+func appendPacked(b []byte, v *[deltaMiniblock]uint64, width uint) []byte {
+	n := 4 * int(width)
+	b = slices.Grow(b, n+8) // 8 bytes of slack for the last word
+	out := b[len(b) : len(b)+n+8]
 	var acc uint64 // bits not yet written, in the low end
-	have := 0      // how many
-	for k := 0; k < deltaMiniblock; k++ {
-		var x uint64
-		if k < len(v) {
-			x = v[k]
-		}
-		acc |= x << have
-		if have+width >= 64 {
-			b = binary.LittleEndian.AppendUint64(b, acc)
-			used := 64 - have // bits of x written
-			if used < 64 {
-				acc = x >> used
-			} else {
-				acc = 0
-			}
-			have = have + width - 64
-		} else {
-			have += width
+	have := uint(0)
+	o := 0
+	for _, x := range v {
+		acc |= x << have // a shift by 64 or more gives 0
+		have += width
+		if have >= 64 {
+			binary.LittleEndian.PutUint64(out[o:], acc)
+			o += 8
+			have -= 64
+			acc = x >> (width - have) // the bits of x that did not fit (none when have is 0: x < 2^width)
 		}
 	}
-	for ; have > 0; have -= 8 {
-		b = append(b, byte(acc))
-		acc >>= 8
-	}
-	return b
+	// 32·width bits end on a byte: have is 0 or 32 here
+	binary.LittleEndian.PutUint64(out[o:], acc)
+	return b[:len(b)+n]
 }
 
 // empty is the empty value: not nil, which the statistics take for none.

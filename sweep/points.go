@@ -70,26 +70,21 @@ func NewHasher(eng engine.Engine) *Hasher {
 // ID hashes a resolved point: each value as its kind byte and 8 bytes (a
 // string: its length and bytes), seeded by the schema.
 func (h *Hasher) ID(p []engine.Value) ID {
-	// the encoding's length first, then the bytes by index: no append
-	// (growth checks) per value
-	n := 0
-	for i := range p {
-		switch p[i].Kind {
-		case engine.Int, engine.Bool, engine.Float:
-			n += 9
-		case engine.String:
-			n += 5 + len(p[i].S)
-		default:
-			n++
-		}
-	}
-	if cap(h.buf) < n {
-		h.buf = make([]byte, n, 2*n)
-	}
-	b := h.buf[:n]
+	// one pass, writing by index into the reused buffer (no append, whose
+	// growth checks cost more than this one per value)
+	b := h.buf[:cap(h.buf)]
 	j := 0
 	for i := range p {
 		v := &p[i]
+		need := 9
+		if v.Kind == engine.String {
+			need = 5 + len(v.S)
+		}
+		if j+need > len(b) {
+			nb := make([]byte, 2*(j+need)+9*len(p))
+			copy(nb, b[:j])
+			b = nb
+		}
 		b[j] = byte(v.Kind)
 		j++
 		switch v.Kind {
@@ -104,6 +99,8 @@ func (h *Hasher) ID(p []engine.Value) ID {
 			j += 4 + copy(b[j+4:], v.S)
 		}
 	}
+	h.buf = b
+	b = b[:j]
 	sum := xxh3.Hash128Seed(b, h.seed).Bytes()
 	return ID(sum)
 }
