@@ -39,6 +39,7 @@ type pageEncoder struct {
 	body []byte // the page being encoded, uncompressed
 	comp []byte // the page compressed
 	strs []parquet.ByteArray
+	lens []int64 // string lengths
 }
 
 // tellWriter counts the bytes written through it (the page writer's sink).
@@ -161,7 +162,24 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 		}
 		e.body = append(e.body, byte(width))
 		e.body = appendRuns(e.body, c.idx, width)
-	default: // plain strings
+	case !c.dict: // strings without a dictionary: DELTA_LENGTH_BYTE_ARRAY
+		enc = parquet.Encodings.DeltaLengthByteArray
+		e.strs, e.lens = e.strs[:0], e.lens[:0]
+		start := 0
+		for _, end := range c.ends {
+			v := c.sbuf[start:end:end]
+			if len(v) == 0 {
+				v = empty
+			}
+			e.strs = append(e.strs, v)
+			e.lens = append(e.lens, int64(len(v)))
+			start = end
+		}
+		e.body = appendDelta(e.body, e.lens)
+		e.body = append(e.body, c.sbuf...)
+		stats.(*metadata.ByteArrayStatistics).Update(e.strs, nulls)
+		clear(e.strs)
+	default: // a dictionary too large to hand over: its values plain
 		e.strs = e.strs[:0]
 		start := 0
 		for _, end := range c.ends {
@@ -197,7 +215,10 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 		return written, fmt.Errorf("a page of %d bytes is more than a Parquet page can hold: write smaller parts (--flush-rows)", len(e.body))
 	}
 	data := e.body
-	if codec != nil {
+	if pc, ok := codec.(*pageCodec); ok && c.kind == engine.Float && props.CompressionLevelFor(path) == pageLevel {
+		e.comp = pc.EncodeFloats(e.comp[:cap(e.comp)], e.body)
+		data = e.comp
+	} else if codec != nil {
 		e.comp = codec.EncodeLevel(e.comp[:cap(e.comp)], e.body, props.CompressionLevelFor(path))
 		data = e.comp
 	}

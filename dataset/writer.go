@@ -280,7 +280,8 @@ func writerProps(eng engine.Engine) *parquet.WriterProperties {
 	for _, c := range []string{ColStatus, ColError, ColEngine, ColEngineVersion} {
 		opts = append(opts, parquet.WithDictionaryFor(c, true))
 	}
-	opts = append(opts, parquet.WithEncodingFor(ColFinished, parquet.Encodings.DeltaBinaryPacked))
+	opts = append(opts, parquet.WithEncodingFor(ColFinished, parquet.Encodings.DeltaBinaryPacked),
+		parquet.WithEncodingFor(ColID, parquet.Encodings.DeltaLengthByteArray))
 	if eng != nil {
 		for _, p := range eng.Params() {
 			opts = columnOptions(opts, p.Name, p.Kind)
