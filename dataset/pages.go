@@ -98,6 +98,7 @@ func (e *pageEncoder) encodeFile(out io.Writer, sc *schema.Schema, props *parque
 // writeColumn writes column c as column chunk ordinal: a dictionary page
 // if it has one, then its data page. It returns the bytes written.
 func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMetaDataBuilder, ordinal int16, c *column, props *parquet.WriterProperties) (int64, error) {
+	c.settle()
 	descr := ccb.Descr()
 	path := descr.Path()
 	pw, err := file.NewPageWriter(sink, props.CompressionFor(path), props.CompressionLevelFor(path), ccb, 0, ordinal, props.Allocator(), false, nil, nil)

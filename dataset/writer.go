@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,12 +66,22 @@ type Writer struct {
 type column struct {
 	kind     engine.Kind // Int (also timestamps), Float, Bool or String
 	nullable bool
-	dict     bool // string column written with a dictionary
-	n        int  // rows, nulls included
-	ints     []int64
-	flts     []float64
-	bools    []bool
+	dict     bool    // string column written with a dictionary
+	n        int     // rows, nulls included
 	defs     []int16 // nil while every value is valid
+
+	// Repeats of the last int or float value are counted in rep and kept
+	// out of ints and flts until settle writes them. A row's hundred-odd
+	// values go to as many buffers, and storing into that many streams of
+	// memory is most of what appending costs; most columns of a part repeat
+	// their last value (the study's fixed parameters, the outer axes). The
+	// last value's bits are kept here, beside the fields every append
+	// reads, so a repeat touches no buffer.
+	rep   int
+	lastV uint64 // the bits of ints' or flts' last value
+	ints  []int64
+	flts  []float64
+	bools []bool
 
 	// dictionary strings: indices into dvals, distinct values in order of
 	// first appearance, an index of them once there are many
@@ -89,7 +100,7 @@ type column struct {
 const dictScan = 8
 
 func (c *column) reset() {
-	c.n = 0
+	c.n, c.rep = 0, 0
 	c.ints, c.flts, c.bools = c.ints[:0], c.flts[:0], c.bools[:0]
 	c.defs = nil
 	c.idx = c.idx[:0]
@@ -98,6 +109,29 @@ func (c *column) reset() {
 	c.dmap = nil
 	c.last = 0
 	c.sbuf, c.ends = c.sbuf[:0], c.ends[:0]
+}
+
+// settle writes the pending repeats of the last value (rep).
+func (c *column) settle() {
+	if c.rep == 0 {
+		return
+	}
+	if c.kind == engine.Int {
+		c.ints = appendRepeat(c.ints, c.rep)
+	} else {
+		c.flts = appendRepeat(c.flts, c.rep)
+	}
+	c.rep = 0
+}
+
+// appendRepeat appends n more copies of s's last value.
+func appendRepeat[T any](s []T, n int) []T {
+	s = slices.Grow(s, n)
+	x := s[len(s)-1]
+	for range n {
+		s = append(s, x)
+	}
+	return s
 }
 
 // putStr appends a valid string.
@@ -144,6 +178,7 @@ func (c *column) lookup(s string) int32 {
 
 // null appends a null.
 func (c *column) null() {
+	c.settle()
 	if c.defs == nil {
 		c.defs = make([]int16, c.n, max(2*c.n, 64))
 		for i := range c.defs {
@@ -160,19 +195,22 @@ func (c *column) put(v *engine.Value, ok bool) {
 		c.null()
 		return
 	}
+	c.settle()
 	if c.defs != nil {
 		c.defs = append(c.defs, 1)
 	}
 	switch c.kind {
 	case engine.Int:
 		c.ints = append(c.ints, v.I)
+		c.lastV = uint64(v.I)
 		c.n++
 	case engine.Float:
+		f := v.F
 		if v.Kind == engine.Int {
-			c.flts = append(c.flts, float64(v.I))
-		} else {
-			c.flts = append(c.flts, v.F)
+			f = float64(v.I)
 		}
+		c.flts = append(c.flts, f)
+		c.lastV = math.Float64bits(f)
 		c.n++
 	case engine.Bool:
 		c.bools = append(c.bools, v.I != 0)
@@ -192,11 +230,24 @@ func appendValues(cols []column, vals []engine.Value) {
 		if c.defs == nil && v.Kind == c.kind {
 			switch v.Kind {
 			case engine.Int:
-				c.ints = append(c.ints, v.I)
+				if c.lastV == uint64(v.I) && c.n > 0 {
+					c.rep++
+				} else {
+					c.settle()
+					c.ints = append(c.ints, v.I)
+					c.lastV = uint64(v.I)
+				}
 				c.n++
 				continue
 			case engine.Float:
-				c.flts = append(c.flts, v.F)
+				// the same bits: -0 is not 0, and a NaN repeats
+				if b := math.Float64bits(v.F); c.lastV == b && c.n > 0 {
+					c.rep++
+				} else {
+					c.settle()
+					c.flts = append(c.flts, v.F)
+					c.lastV = b
+				}
 				c.n++
 				continue
 			case engine.String:
