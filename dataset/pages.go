@@ -98,7 +98,13 @@ func (e *pageEncoder) encodeFile(out io.Writer, sc *schema.Schema, props *parque
 // writeColumn writes column c as column chunk ordinal: a dictionary page
 // if it has one, then its data page. It returns the bytes written.
 func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMetaDataBuilder, ordinal int16, c *column, props *parquet.WriterProperties) (int64, error) {
-	c.settle()
+	// a number column of one value throughout the part (most parameters,
+	// some metrics) is encoded from that value: its repeats are never
+	// written out
+	run := c.rep > 0 && c.defs == nil && (c.kind == engine.Int && len(c.ints) == 1 || c.kind == engine.Float && len(c.flts) == 1)
+	if !run {
+		c.settle()
+	}
 	descr := ccb.Descr()
 	path := descr.Path()
 	pw, err := file.NewPageWriter(sink, props.CompressionFor(path), props.CompressionLevelFor(path), ccb, 0, ordinal, props.Allocator(), false, nil, nil)
@@ -125,10 +131,21 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 	// would start one and fall back (encodings PLAIN, not RLE_DICTIONARY)
 	dict := c.kind == engine.String && c.dict && int64(dictBytes(c.dvals)) <= props.DictionaryPageSizeLimit()
 	switch {
+	case c.kind == engine.Int && run:
+		enc = parquet.Encodings.DeltaBinaryPacked
+		e.body = appendDeltaRun(e.body, c.ints[0], c.n)
+		st := stats.(*metadata.Int64Statistics)
+		st.Update(c.ints, nulls)
+		st.IncNumValues(int64(c.rep))
 	case c.kind == engine.Int:
 		enc = parquet.Encodings.DeltaBinaryPacked
 		e.body = appendDelta(e.body, c.ints)
 		stats.(*metadata.Int64Statistics).Update(c.ints, nulls)
+	case c.kind == engine.Float && run:
+		e.body = appendFloatRun(e.body, c.flts[0], c.n)
+		st := stats.(*metadata.Float64Statistics)
+		st.Update(c.flts, nulls)
+		st.IncNumValues(int64(c.rep))
 	case c.kind == engine.Float:
 		e.body = appendFloats(e.body, c.flts)
 		stats.(*metadata.Float64Statistics).Update(c.flts, nulls)
@@ -241,9 +258,9 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 func (c *column) valid() int {
 	switch {
 	case c.kind == engine.Int:
-		return len(c.ints)
+		return len(c.ints) + c.rep
 	case c.kind == engine.Float:
-		return len(c.flts)
+		return len(c.flts) + c.rep
 	case c.kind == engine.Bool:
 		return len(c.bools)
 	case c.dict:
@@ -392,6 +409,30 @@ func appendDelta(b []byte, v []int64) []byte {
 		}
 	}
 	return b
+}
+
+// appendDeltaRun appends n copies of x as DELTA_BINARY_PACKED: what
+// appendDelta writes for them, without them.
+func appendDeltaRun(b []byte, x int64, n int) []byte {
+	b = binary.AppendUvarint(b, deltaBlock)
+	b = binary.AppendUvarint(b, deltaBlock/deltaMiniblock)
+	b = binary.AppendUvarint(b, uint64(n))
+	b = binary.AppendVarint(b, x)
+	// per block of deltas: the smallest delta (0, one byte) and four
+	// miniblock widths of 0
+	blocks := (max(n, 1) - 1 + deltaBlock - 1) / deltaBlock
+	return append(b, make([]byte, 5*blocks)...)
+}
+
+// appendFloatRun appends n copies of x as PLAIN floats.
+func appendFloatRun(b []byte, x float64, n int) []byte {
+	start := len(b)
+	b = slices.Grow(b, 8*n)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	for have := 8; have < 8*n; have = len(b) - start {
+		b = append(b, b[start:start+min(have, 8*n-have)]...)
+	}
+	return b[:start+8*n]
 }
 
 // appendPacked appends 32 values of width bits each (1 to 64), least

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,4 +163,21 @@ func refDelta(v []int64) []byte {
 		b = append(b, packed...)
 	}
 	return b
+}
+
+// TestRuns holds the encodings of a column of one value to those of the
+// value written out n times.
+func TestRuns(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 128, 129, 130, 257, 16384, 16385} {
+		for _, x := range []int64{0, -1, math.MaxInt64, math.MinInt64, 1 << 40} {
+			if got, want := appendDeltaRun([]byte{9}, x, n), appendDelta([]byte{9}, slices.Repeat([]int64{x}, n)); !bytes.Equal(got, want) {
+				t.Fatalf("%d × %d: %x, want %x", n, x, got, want)
+			}
+		}
+		for _, x := range []float64{0, math.Copysign(0, -1), math.NaN(), math.Inf(-1), 1.5} {
+			if got, want := appendFloatRun([]byte{9}, x, n), appendFloats([]byte{9}, slices.Repeat([]float64{x}, n)); !bytes.Equal(got, want) {
+				t.Fatalf("%d × %v: %d bytes, want %d", n, x, len(got), len(want))
+			}
+		}
+	}
 }
