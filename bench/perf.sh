@@ -7,6 +7,9 @@
 #   - peak RSS of a run at 100k, 1M and 10M points (10M only with FULL=1);
 #   - a resume of the finished 1M-point study that has nothing to do;
 #   - `sweep report` on the 1M-row dataset: wall time and peak RSS.
+# The machines are shared and a single run varies by a few %: the engine
+# benchmark runs 5 times and the 1M-point run 3 times (RUNS=N to change), and
+# their medians give the ratio; every run is printed.
 # Usage: bash bench/perf.sh [WORKDIR]      (FULL=1 adds the 10M-point run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,9 +27,11 @@ measure() {
 }
 
 echo "== engine only (one core)"
-eng=$(CGO_ENABLED=0 go test ./engine/moe -run '^$' -bench 'SeedPoint' -benchmem -benchtime 20000x -cpu 1 | tee /dev/stderr | awk '/^BenchmarkSeedPoint(-[0-9]+)? /{print $3}')
+# median of 5 runs of the benchmark
+median() { sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+eng=$(CGO_ENABLED=0 go test ./engine/moe -run '^$' -bench 'SeedPoint$' -benchmem -benchtime 100000x -count 5 -cpu 1 | tee /dev/stderr | awk '/^BenchmarkSeedPoint(-[0-9]+)? /{print $3}' | median)
 eng_pps=$(awk -v ns="$eng" 'BEGIN{printf "%.0f", 1e9/ns}')
-echo "engine-only: $eng ns/point = $eng_pps points/s on one core (routing memoised, as in a sweep)"
+echo "engine-only: $eng ns/point (median of 5) = $eng_pps points/s on one core (routing memoised, as in a sweep)"
 
 printf '\n%-28s %10s %12s %8s\n' "run" "wall_s" "points/s" "rss_MB"
 row() { printf '%-28s %10s %12s %8s\n' "$1" "$2" "$3" "$4"; }
@@ -36,11 +41,19 @@ sizes="100k 1m"
 [ "${FULL:-0}" = 1 ] && sizes="100k 1m 10m"
 for n in $sizes; do
   pts=$("$bin" plan "bench/perf-$n.toml" --count --out "$work/none")
-  rm -rf "$work/ds-$n"
-  read -r wall rss < <(measure "$bin" run "bench/perf-$n.toml" --out "$work/ds-$n" --jobs 2 --progress none --quiet)
-  row "run $n ($pts points)" "$wall" "$(pps "$pts" "$wall")" "$rss"
+  runs=1
+  [ "$n" = 1m ] && runs=${RUNS:-3}
+  walls=""
+  for r in $(seq "$runs"); do
+    rm -rf "$work/ds-$n"
+    read -r wall rss < <(measure "$bin" run "bench/perf-$n.toml" --out "$work/ds-$n" --jobs 2 --progress none --quiet)
+    row "run $n ($pts points)" "$wall" "$(pps "$pts" "$wall")" "$rss"
+    walls="$walls $wall"
+  done
   if [ "$n" = 1m ]; then
+    wall=$(printf '%s\n' $walls | median)
     e2e=$(pps "$pts" "$wall")
+    [ "$runs" -gt 1 ] && row "run 1m: median of $runs" "$wall" "$e2e" "-"
     read -r dwall drss < <(measure "$bin" run "bench/perf-$n.toml" --out "$work/discard" --jobs 2 --progress none --quiet --discard)
     row "run 1m --discard" "$dwall" "$(pps "$pts" "$dwall")" "$drss"
     read -r rwall rrss < <(measure "$bin" run "bench/perf-$n.toml" --out "$work/ds-$n" --jobs 2 --progress none --quiet)
