@@ -376,9 +376,12 @@ func appendDelta(b []byte, v []int64) []byte {
 	for i := 1; i < len(v); i += deltaBlock {
 		n := min(deltaBlock, len(v)-i)
 		w := v[i-1 : i+n]
+		// the deltas (wrapping, as the encoding defines them), their
+		// smallest and largest
 		minDelta, maxDelta := w[1]-w[0], w[1]-w[0]
-		for k := 1; k < len(w); k++ {
-			x := w[k] - w[k-1]
+		for k := range n {
+			x := w[k+1] - w[k]
+			d[k] = uint64(x)
 			minDelta, maxDelta = min(minDelta, x), max(maxDelta, x)
 		}
 		b = binary.AppendVarint(b, minDelta)
@@ -388,17 +391,16 @@ func appendDelta(b []byte, v []int64) []byte {
 			b = append(b, 0, 0, 0, 0)
 			continue
 		}
-		for k := 0; k < n; k++ {
-			d[k] = uint64(w[k+1] - w[k] - minDelta)
-		}
-		clear(d[n:]) // the last block's padding
+		clear(d[n:]) // the last block's padding, 0 after the subtraction too
 		wAt := len(b)
 		b = append(b, 0, 0, 0, 0)
 		for m := 0; m*deltaMiniblock < n; m++ {
 			mb := (*[deltaMiniblock]uint64)(d[m*deltaMiniblock:])
 			var or uint64
-			for _, x := range mb {
-				or |= x
+			lim := min(deltaMiniblock, n-m*deltaMiniblock)
+			for k := range mb[:lim] {
+				mb[k] -= uint64(minDelta)
+				or |= mb[k]
 			}
 			width := bits.Len64(or)
 			b[wAt+m] = byte(width)
