@@ -237,3 +237,15 @@ func ParseValue(k Kind, text string) (Value, error) {
 type Costly interface {
 	Costly() bool
 }
+
+// Preparer is implemented by engines that resolve the points of one study
+// faster than Resolve does point by point. A study's points give the same
+// values everywhere but in the parameters its axes vary: Prepare takes
+// those fixed values (base, Unset where not given) and the indices of the
+// varying parameters, and returns a function that resolves such a point in
+// place, exactly as Resolve(dir, p) would, error for error. p must hold the
+// base values outside vary. ok is false when the engine has no faster way
+// for this study; callers then use Resolve.
+type Preparer interface {
+	Prepare(dir string, base []Value, vary []int) (resolve func(p []Value) error, ok bool)
+}

@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -200,6 +201,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 		wg                                    sync.WaitGroup
 	)
 	nblocks := (pl.Combinations + block - 1) / block
+	resolve := s.Resolver()
 	for w := 0; w < o.Jobs; w++ {
 		wg.Add(1)
 		go func() {
@@ -207,7 +209,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 			p := make([]engine.Value, len(s.Engine.Params()))
 			f := s.NewFilter()
 			h := NewHasher(s.Engine)
-			given := make([]engine.Value, len(p))
+			given, long := make([]engine.Value, len(p)), make([]engine.Value, len(p))
 			bIdx, bKey := make([]int64, 0, 64), make([]uint64, 0, 64)
 			for {
 				b := next.Add(1) - 1
@@ -256,14 +258,19 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 					if idx < block || idx%251 == 0 {
 						copy(given, p)
 					}
-					if err := s.Engine.Resolve(s.Dir, p); err != nil {
+					if err := resolve(p); err != nil {
 						setErr(&mu, &firstErr, &firstErrIdx, idx, s.ErrorAt(err, s.Describe(p)))
 						return
 					}
 					// the contract is checked on the first block and a
 					// sample after it: a broken engine breaks it everywhere
 					if idx < block || idx%251 == 0 {
-						if err := checkGiven(s, p, given); err != nil {
+						err := checkGiven(s, p, given)
+						if err == nil {
+							copy(long, given)
+							err = checkResolver(s, p, long)
+						}
+						if err != nil {
 							setErr(&mu, &firstErr, &firstErrIdx, idx, err)
 							return
 						}
@@ -346,6 +353,20 @@ func checkGiven(s *Study, p, given []engine.Value) error {
 			continue
 		}
 		return fmt.Errorf("engine %s changed the given parameter %s from %s to %s", s.Engine.Name(), s.Engine.Params()[i].Name, g, p[i])
+	}
+	return nil
+}
+
+// checkResolver holds the study's resolver (Study.Resolver) to the
+// engine's Resolve: long is the point as filled, p as the resolver left it.
+func checkResolver(s *Study, p, long []engine.Value) error {
+	if err := s.Engine.Resolve(s.Dir, long); err != nil {
+		return fmt.Errorf("engine %s: the point %s resolves by Resolve with %v, but not by its prepared resolution", s.Engine.Name(), s.Describe(long), err)
+	}
+	for i := range p {
+		if a, b := p[i], long[i]; a.Kind != b.Kind || a.I != b.I || math.Float64bits(a.F) != math.Float64bits(b.F) || a.S != b.S {
+			return fmt.Errorf("engine %s: the point %s resolves to %s = %s by Resolve, %s by its prepared resolution", s.Engine.Name(), s.Describe(long), s.Engine.Params()[i].Name, b, a)
+		}
 	}
 	return nil
 }

@@ -132,6 +132,22 @@ func (s *Study) Fill(idx int64, p []engine.Value) {
 	}
 }
 
+// Resolver returns the function that resolves the study's points (filled
+// by Fill): the engine's prepared resolution (engine.Preparer) when it has
+// one for this study, Resolve otherwise. It is safe for concurrent use.
+func (s *Study) Resolver() func(p []engine.Value) error {
+	if pr, ok := s.Engine.(engine.Preparer); ok {
+		var vary []int
+		for _, d := range s.Dims {
+			vary = append(vary, d.Params...)
+		}
+		if f, ok := pr.Prepare(s.Dir, s.Base, vary); ok {
+			return f
+		}
+	}
+	return func(p []engine.Value) error { return s.Engine.Resolve(s.Dir, p) }
+}
+
 // Filter evaluates the study's constraints on unresolved values.
 type Filter struct {
 	s   *Study

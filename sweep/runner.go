@@ -255,6 +255,7 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		return &dataset.Row{Params: make([]engine.Value, nP), Metrics: make([]engine.Value, nM)}
 	}}
 	hashers := sync.Pool{New: func() any { return NewHasher(s.Engine) }}
+	resolve := s.Resolver()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
 	for lo := int64(0); lo < pl.Combinations; lo += width {
@@ -277,7 +278,7 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 					continue
 				}
 				s.Fill(ix, r.Params)
-				if err := s.Engine.Resolve(s.Dir, r.Params); err != nil {
+				if err := resolve(r.Params); err != nil {
 					return s.ErrorAt(err, s.Describe(r.Params))
 				}
 				// monotonic readings against the task's clock: a reading

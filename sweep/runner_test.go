@@ -452,3 +452,48 @@ func TestShardingProbesDoNotCollide(t *testing.T) {
 		}
 	}
 }
+
+// preparedFake is fakeEngine with a prepared resolution (engine.Preparer)
+// that counts its points and, when wrongAt is set, gives that point's seed
+// another value than Resolve does.
+type preparedFake struct {
+	*fakeEngine
+	calls   atomic.Int64
+	wrongAt int64
+}
+
+func (f *preparedFake) Prepare(dir string, base []engine.Value, vary []int) (func([]engine.Value) error, bool) {
+	return func(p []engine.Value) error {
+		f.calls.Add(1)
+		if err := f.Resolve(dir, p); err != nil {
+			return err
+		}
+		if p[0].I == f.wrongAt {
+			p[1] = engine.IntV(2)
+		}
+		return nil
+	}, true
+}
+
+// TestPreparedResolution checks that plans and runs resolve through an
+// engine's prepared resolution, and that the plan holds it to Resolve on
+// its sample: a prepared resolution that differs stops the plan.
+func TestPreparedResolution(t *testing.T) {
+	f := &preparedFake{fakeEngine: &fakeEngine{version: "1"}}
+	Engines["fake"] = func(*Study, map[string]any) (engine.Engine, error) { return f, nil }
+	t.Cleanup(func() { delete(Engines, "fake") })
+	s := fakeStudy(t, 300)
+	dir := filepath.Join(t.TempDir(), "ds")
+	res, err := Run(context.Background(), s, RunOptions{Out: dir, Jobs: 2})
+	if err != nil || res.OK != 300 {
+		t.Fatalf("run: %v, %+v", err, res)
+	}
+	if n := f.calls.Load(); n != 600 { // the plan's and the run's
+		t.Fatalf("prepared resolution ran %d times, want 600", n)
+	}
+	f.wrongAt = 200
+	_, err = Expand(context.Background(), fakeStudy(t, 300), filepath.Join(t.TempDir(), "none"), PlanOptions{})
+	if err == nil || !strings.Contains(err.Error(), "seed = 1 by Resolve, 2 by its prepared resolution") {
+		t.Fatalf("plan with a wrong prepared resolution: %v", err)
+	}
+}

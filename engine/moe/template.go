@@ -1,6 +1,7 @@
 package moe
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -123,4 +124,78 @@ func (e *Engine) resolveFrom(dir string, p []engine.Value, t *resolveTemplate) e
 		return err
 	}
 	return e.derive(dir, p, nreq, given)
+}
+
+// maxPrepared bounds how many varying parameters a prepared resolution
+// handles (a study varies a handful).
+const maxPrepared = 16
+
+// Prepare implements engine.Preparer for studies whose model, hardware
+// and config files are fixed: the template fill and the checks of the
+// fixed values are done once, and a point costs one copy of the prepared
+// vector, its varying values and the derived defaults. (Resolve scans every
+// parameter for whether it is set, and a sweep resolves each point twice;
+// TestPrepare holds the two to the same results.) A point with an unset
+// varying value takes Resolve.
+func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]engine.Value) error, bool) {
+	if len(base) != nParams || len(vary) > maxPrepared {
+		return nil, false
+	}
+	vary = slices.Clone(vary)
+	slices.Sort(vary) // errors name the first bad parameter, as Resolve's do
+	q := slices.Clone(base)
+	for _, i := range vary {
+		switch {
+		case i < 0 || i >= nParams:
+			return nil, false
+		case i == pModel || i == pHardware || paramTable[i].File:
+			return nil, false // the template or a loaded file would vary
+		}
+		q[i] = engine.Value{}
+	}
+	t := templateFor(q)
+	if t == nil {
+		return nil, false
+	}
+	for i := range q {
+		if err := checkKind(q, i); err != nil {
+			return nil, false // Resolve words it
+		}
+	}
+	isSet := func(i int) bool { return q[i].IsSet() || slices.Contains(vary, i) || t.preset[i] }
+	given := givenFlags{topK: isSet(pTopK), dffe: isSet(pDFFExpert), qLoRA: isSet(pQLoRA), qkNorm: isSet(pQKNorm)}
+	prepared := make([]engine.Value, nParams)
+	for i := range q {
+		if q[i].IsSet() {
+			prepared[i] = q[i]
+		} else {
+			prepared[i] = t.vals[i]
+		}
+	}
+	return func(p []engine.Value) error {
+		if len(p) != nParams {
+			return e.Resolve(dir, p)
+		}
+		var saved [maxPrepared]engine.Value
+		for j, i := range vary {
+			if !p[i].IsSet() {
+				return e.Resolve(dir, p)
+			}
+			saved[j] = p[i]
+		}
+		copy(p, prepared)
+		for j, i := range vary {
+			p[i] = saved[j]
+			if p[i].Kind != kindOf[i] || hasEnum[i] {
+				if err := checkKind(p, i); err != nil {
+					return err
+				}
+			}
+		}
+		nreq, err := e.traceRequests(dir, p)
+		if err != nil {
+			return err
+		}
+		return e.derive(dir, p, nreq, given)
+	}, true
 }

@@ -3,6 +3,7 @@ package moe
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/sweep-dse/sweep/engine"
@@ -16,29 +17,7 @@ func TestResolveTemplate(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	models := append([]string{"custom", "no-such-model"}, ModelPresetNames()...)
 	hardware := append([]string{"no-such-hardware"}, HardwarePresetNames()...)
-	ints := []int64{-1, 0, 1, 2, 3, 4, 7, 8, 16, 64, 128, 512, 4096, 1 << 40}
-	floats := []float64{-1, 0, 0.5, 1, 1.25, 2, 100, 1e300, math.Inf(1)}
-	random := func(i int) engine.Value {
-		if r.IntN(20) == 0 { // a value of the wrong kind
-			return engine.StringV("x")
-		}
-		switch paramTable[i].Kind {
-		case engine.Int:
-			return engine.IntV(ints[r.IntN(len(ints))])
-		case engine.Float:
-			if r.IntN(4) == 0 {
-				return engine.IntV(ints[r.IntN(len(ints))]) // an int for a float parameter
-			}
-			return engine.FloatV(floats[r.IntN(len(floats))])
-		case engine.Bool:
-			return engine.BoolV(r.IntN(2) == 0)
-		default:
-			if enum := paramTable[i].Enum; len(enum) > 0 && r.IntN(10) > 0 {
-				return engine.StringV(enum[r.IntN(len(enum))])
-			}
-			return engine.StringV("other")
-		}
-	}
+	random := randomValue(r)
 	var fast, ok int
 	for trial := range 20000 {
 		p := make([]engine.Value, nParams)
@@ -80,6 +59,82 @@ func TestResolveTemplate(t *testing.T) {
 	t.Logf("%d of 20000 points took the template, %d resolved", fast, ok)
 }
 
+// TestPrepare holds prepared resolution to Resolve: for random studies
+// (fixed values and varying parameters) and random points of them, valid
+// and not, both give the same vector or the same error.
+func TestPrepare(t *testing.T) {
+	e := New()
+	r := rand.New(rand.NewPCG(3, 4))
+	random := randomValue(r)
+	models := append([]string{"custom"}, ModelPresetNames()...)
+	var prepared, points, ok int
+	for study := range 3000 {
+		base := make([]engine.Value, nParams)
+		if r.IntN(4) > 0 {
+			base[pModel] = engine.StringV(models[r.IntN(len(models))])
+		}
+		if r.IntN(2) > 0 {
+			base[pHardware] = engine.StringV(HardwarePresetNames()[r.IntN(len(HardwarePresetNames()))])
+		}
+		for range r.IntN(4) {
+			if i := r.IntN(nParams); !paramTable[i].File && i != pModel && i != pHardware {
+				base[i] = random(i)
+			}
+		}
+		var vary []int
+		for range 1 + r.IntN(5) {
+			if i := r.IntN(nParams); !slices.Contains(vary, i) {
+				vary = append(vary, i)
+			}
+		}
+		resolve, can := e.Prepare("", base, vary)
+		if !can {
+			continue
+		}
+		prepared++
+		for range 20 {
+			p := slices.Clone(base)
+			for _, i := range vary {
+				p[i] = random(i)
+				if r.IntN(50) == 0 {
+					p[i] = engine.Value{} // an unset varying value: Resolve's way
+				}
+			}
+			a, b := slices.Clone(p), slices.Clone(p)
+			errA, errB := resolve(a), e.Resolve("", b)
+			points++
+			if (errA == nil) != (errB == nil) || (errA != nil && errA.Error() != errB.Error()) {
+				t.Fatalf("study %d (vary %v), point %v: prepared says %v, Resolve %v", study, vary, p, errA, errB)
+			}
+			if errA != nil {
+				continue
+			}
+			ok++
+			for i := range a {
+				if a[i].Kind != b[i].Kind || a[i].I != b[i].I || math.Float64bits(a[i].F) != math.Float64bits(b[i].F) || a[i].S != b[i].S {
+					t.Fatalf("study %d (vary %v), point %v: %s = %v, Resolve %v", study, vary, p, paramTable[i].Name, a[i], b[i])
+				}
+			}
+		}
+	}
+	// the comparison means something only if both outcomes occur often
+	if prepared < 1000 || ok < 5000 || ok > points-5000 {
+		t.Fatalf("%d of 3000 studies prepared; %d of %d points resolved", prepared, ok, points)
+	}
+	t.Logf("%d of 3000 studies prepared; %d of %d points resolved", prepared, ok, points)
+	// what Prepare declines
+	for _, vary := range [][]int{{pModel}, {pHardware}, {pSeqTrace}, {pModelConfig}} {
+		if _, can := e.Prepare("", make([]engine.Value, nParams), vary); can {
+			t.Errorf("prepared a study varying %s", paramTable[vary[0]].Name)
+		}
+	}
+	bad := make([]engine.Value, nParams)
+	bad[pDModel] = engine.StringV("wide")
+	if _, can := e.Prepare("", bad, []int{pBatch}); can {
+		t.Error("prepared a study whose fixed values Resolve refuses")
+	}
+}
+
 // BenchmarkResolve resolves the seed point from what a study gives, through
 // its template and the long way.
 func BenchmarkResolve(b *testing.B) {
@@ -102,6 +157,34 @@ func benchResolve(b *testing.B, resolve func(string, []engine.Value) error) {
 		copy(p, given)
 		if err := resolve("", p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// randomValue returns a generator of random values for a parameter: mostly
+// of its kind (small and large, valid and not), sometimes another kind.
+func randomValue(r *rand.Rand) func(i int) engine.Value {
+	ints := []int64{-1, 0, 1, 2, 3, 4, 7, 8, 16, 64, 128, 512, 4096, 1 << 40}
+	floats := []float64{-1, 0, 0.5, 1, 1.25, 2, 100, 1e300, math.Inf(1)}
+	return func(i int) engine.Value {
+		if r.IntN(20) == 0 { // a value of the wrong kind
+			return engine.StringV("x")
+		}
+		switch paramTable[i].Kind {
+		case engine.Int:
+			return engine.IntV(ints[r.IntN(len(ints))])
+		case engine.Float:
+			if r.IntN(4) == 0 {
+				return engine.IntV(ints[r.IntN(len(ints))]) // an int for a float parameter
+			}
+			return engine.FloatV(floats[r.IntN(len(floats))])
+		case engine.Bool:
+			return engine.BoolV(r.IntN(2) == 0)
+		default:
+			if enum := paramTable[i].Enum; len(enum) > 0 && r.IntN(10) > 0 {
+				return engine.StringV(enum[r.IntN(len(enum))])
+			}
+			return engine.StringV("other")
 		}
 	}
 }
