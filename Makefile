@@ -36,10 +36,11 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-bench: ## benchmarks that print figures: engine, writer, runner, command engine, end to end (FULL=1 adds 10M points)
+FULL ?= 1
+bench: ## benchmarks that print figures: engine, writer, runner, command engine, end to end with 100k, 1M and 10M points (FULL=0 leaves out the 10M run)
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./engine/moe
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./dataset ./sweep
-	bash bench/perf.sh
+	FULL=$(FULL) bash bench/perf.sh
 	bash bench/command-overhead.sh
 
 FUZZTIME ?= 30s

@@ -31,8 +31,10 @@ import (
 // The encodings are those writerProps asks for and the column writers
 // would produce (TestWriterMatchesArrow compares the files): definition
 // levels RLE (runs only), integers DELTA_BINARY_PACKED, floats and
-// booleans PLAIN, strings PLAIN or, with a dictionary, a PLAIN dictionary
-// page and RLE_DICTIONARY indices (runs only). Statistics come from the
+// booleans PLAIN, strings without a dictionary (point_id)
+// DELTA_LENGTH_BYTE_ARRAY, strings with one a PLAIN dictionary page and
+// RLE_DICTIONARY indices (runs only), and a dictionary too large for the
+// writer's limit PLAIN. Statistics come from the
 // parquet package's own statistics types, so their rules (NaN, signed
 // zeros, size limits) are the library's.
 type pageEncoder struct {

@@ -362,7 +362,7 @@ func (w *Writer) Rows() int { return w.rows }
 func (w *Writer) Written() []string { return w.written }
 
 // Append buffers one row. It keeps no reference to r.ID (the point_id
-// column is plain-encoded: its bytes are copied), so the caller may reuse
+// column has no dictionary: its bytes are copied), so the caller may reuse
 // the ID's memory.
 func (w *Writer) Append(r *Row) {
 	c := w.cols
