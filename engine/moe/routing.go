@@ -133,7 +133,7 @@ var routes routeCache
 func (k *routeKey) hash() uint64 {
 	h := uint64(k.E)*0x9e3779b97f4a7c15 ^ uint64(k.K)<<32 ^ uint64(k.batch)
 	for _, x := range [...]uint64{uint64(k.seed), uint64(k.resident), uint64(k.tokenBase),
-		math.Float64bits(k.capacity), math.Float64bits(k.skew), uint64(len(k.routing))} {
+		math.Float64bits(k.capacity + 0), math.Float64bits(k.skew + 0), uint64(len(k.routing))} { // + 0: -0 hashes as 0, which it equals
 		h = (h ^ x) * 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 	}

@@ -1,6 +1,7 @@
 package moe
 
 import (
+	"math"
 	"sync"
 	"testing"
 )
@@ -79,4 +80,14 @@ func TestRouteCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRouteKeyZero checks that keys equal under == hash alike: -0 and 0.
+func TestRouteKeyZero(t *testing.T) {
+	a := routeKey{E: 4, K: 1, routing: "zipf", capacity: 0, skew: 1}
+	b := a
+	b.capacity = math.Copysign(0, -1)
+	if a != b || a.hash() != b.hash() {
+		t.Fatalf("keys equal %v, hashes %x and %x", a == b, a.hash(), b.hash())
+	}
 }

@@ -186,6 +186,10 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 		copy(p, prepared)
 		for j, i := range vary {
 			p[i] = saved[j]
+		}
+		// checked once all are back: a failed point is left as Resolve
+		// leaves it
+		for _, i := range vary {
 			if p[i].Kind != kindOf[i] || hasEnum[i] {
 				if err := checkKind(p, i); err != nil {
 					return err

@@ -135,6 +135,32 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+// TestPrepareFailedPoint checks that a point the prepared resolution
+// refuses keeps every value it was given, as with Resolve (the plan's
+// error message describes the point from them).
+func TestPrepareFailedPoint(t *testing.T) {
+	e := New()
+	base := make([]engine.Value, nParams)
+	base[pModel] = engine.StringV("gpt3-7B")
+	resolve, ok := e.Prepare("", base, []int{pScaling, pBatch})
+	if !ok {
+		t.Fatal("not prepared")
+	}
+	p := slices.Clone(base)
+	p[pScaling] = engine.StringV("bogus")
+	p[pBatch] = engine.IntV(64)
+	a, b := slices.Clone(p), slices.Clone(p)
+	errA, errB := resolve(a), e.Resolve("", b)
+	if errA == nil || errB == nil || errA.Error() != errB.Error() {
+		t.Fatalf("errors %v / %v", errA, errB)
+	}
+	for i := range p {
+		if p[i].IsSet() && a[i] != b[i] {
+			t.Fatalf("after the error %s is %v by the prepared resolution, %v by Resolve", paramTable[i].Name, a[i], b[i])
+		}
+	}
+}
+
 // BenchmarkResolve resolves the seed point from what a study gives, through
 // its template and the long way.
 func BenchmarkResolve(b *testing.B) {
