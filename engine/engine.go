@@ -243,9 +243,10 @@ type Costly interface {
 // values everywhere but in the parameters its axes vary: Prepare takes
 // those fixed values (base, Unset where not given) and the indices of the
 // varying parameters, and returns a function that resolves such a point in
-// place, exactly as Resolve(dir, p) would, error for error. p must hold the
-// base values outside vary. ok is false when the engine has no faster way
-// for this study; callers then use Resolve.
+// place, exactly as Resolve(dir, p) would, error for error. The function
+// reads only p's values at vary (the base values are its own) and writes
+// all of p. ok is false when the engine has no faster way for this study;
+// callers then use Resolve.
 type Preparer interface {
 	Prepare(dir string, base []Value, vary []int) (resolve func(p []Value) error, ok bool)
 }

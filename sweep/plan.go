@@ -201,7 +201,11 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 		wg                                    sync.WaitGroup
 	)
 	nblocks := (pl.Combinations + block - 1) / block
-	resolve := s.Resolver()
+	resolve, axesOnly := s.Resolver()
+	// with a prepared resolution a point needs only its axis values, but
+	// the sample the contract is checked on, and constraints that are not
+	// tabulated, need the whole point
+	whole := !axesOnly || !s.whereByIndex()
 	for w := 0; w < o.Jobs; w++ {
 		wg.Add(1)
 		go func() {
@@ -243,7 +247,12 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 					bIdx, bKey = bIdx[:0], bKey[:0]
 				}
 				for idx := b * block; idx < min((b+1)*block, pl.Combinations); idx++ {
-					s.Fill(idx, p)
+					sample := idx < block || idx%251 == 0
+					if whole || sample {
+						s.Fill(idx, p)
+					} else {
+						s.FillAxes(idx, p)
+					}
 					if len(s.Where) > 0 {
 						keep, err := f.KeepIndex(idx, p)
 						if err != nil {
@@ -255,7 +264,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 							continue
 						}
 					}
-					if idx < block || idx%251 == 0 {
+					if sample {
 						copy(given, p)
 					}
 					if err := resolve(p); err != nil {
@@ -264,7 +273,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 					}
 					// the contract is checked on the first block and a
 					// sample after it: a broken engine breaks it everywhere
-					if idx < block || idx%251 == 0 {
+					if sample {
 						err := checkGiven(s, p, given)
 						if err == nil {
 							copy(long, given)

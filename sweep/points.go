@@ -121,6 +121,30 @@ func (s *Study) Combinations() int64 {
 // fastest) into p: the base values, then each dimension's values.
 func (s *Study) Fill(idx int64, p []engine.Value) {
 	copy(p, s.Base)
+	s.FillAxes(idx, p)
+}
+
+// Resolver returns the function that resolves the study's points: the
+// engine's prepared resolution (engine.Preparer) when it has one for this
+// study, Resolve otherwise. With a prepared resolution (axesOnly) a point
+// needs only its axis values (FillAxes); otherwise it needs them all
+// (Fill). It is safe for concurrent use.
+func (s *Study) Resolver() (resolve func(p []engine.Value) error, axesOnly bool) {
+	if pr, ok := s.Engine.(engine.Preparer); ok {
+		var vary []int
+		for _, d := range s.Dims {
+			vary = append(vary, d.Params...)
+		}
+		if f, ok := pr.Prepare(s.Dir, s.Base, vary); ok {
+			return f, true
+		}
+	}
+	return func(p []engine.Value) error { return s.Engine.Resolve(s.Dir, p) }, false
+}
+
+// FillAxes writes the axis values of combination idx into p and leaves the
+// other parameters as they are (see Fill).
+func (s *Study) FillAxes(idx int64, p []engine.Value) {
 	for d := len(s.Dims) - 1; d >= 0; d-- {
 		dim := &s.Dims[d]
 		n := int64(dim.Len())
@@ -132,20 +156,11 @@ func (s *Study) Fill(idx int64, p []engine.Value) {
 	}
 }
 
-// Resolver returns the function that resolves the study's points (filled
-// by Fill): the engine's prepared resolution (engine.Preparer) when it has
-// one for this study, Resolve otherwise. It is safe for concurrent use.
-func (s *Study) Resolver() func(p []engine.Value) error {
-	if pr, ok := s.Engine.(engine.Preparer); ok {
-		var vary []int
-		for _, d := range s.Dims {
-			vary = append(vary, d.Params...)
-		}
-		if f, ok := pr.Prepare(s.Dir, s.Base, vary); ok {
-			return f
-		}
-	}
-	return func(p []engine.Value) error { return s.Engine.Resolve(s.Dir, p) }
+// whereByIndex reports whether the constraints are decided by combination
+// index alone (KeepIndex then reads no parameter).
+func (s *Study) whereByIndex() bool {
+	t := s.table()
+	return len(s.Where) == 0 || (t != nil && t.err == nil)
 }
 
 // Filter evaluates the study's constraints on unresolved values.

@@ -135,8 +135,8 @@ const maxPrepared = 16
 // fixed values are done once, and a point costs one copy of the prepared
 // vector, its varying values and the derived defaults. (Resolve scans every
 // parameter for whether it is set, and a sweep resolves each point twice;
-// TestPrepare holds the two to the same results.) A point with an unset
-// varying value takes Resolve.
+// TestPrepare holds the two to the same results.) The other values of p
+// are not read. A point with an unset varying value takes Resolve.
 func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]engine.Value) error, bool) {
 	if len(base) != nParams || len(vary) > maxPrepared {
 		return nil, false
@@ -172,16 +172,23 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 			prepared[i] = t.vals[i]
 		}
 	}
+	base = slices.Clone(base)
 	return func(p []engine.Value) error {
 		if len(p) != nParams {
 			return e.Resolve(dir, p)
 		}
 		var saved [maxPrepared]engine.Value
+		unset := false
 		for j, i := range vary {
-			if !p[i].IsSet() {
-				return e.Resolve(dir, p)
-			}
 			saved[j] = p[i]
+			unset = unset || !p[i].IsSet()
+		}
+		if unset { // Resolve's way, from the base values
+			copy(p, base)
+			for j, i := range vary {
+				p[i] = saved[j]
+			}
+			return e.Resolve(dir, p)
 		}
 		copy(p, prepared)
 		for j, i := range vary {
