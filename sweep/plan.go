@@ -202,9 +202,10 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	)
 	nblocks := (pl.Combinations + block - 1) / block
 	resolve, axesOnly := s.Resolver()
-	// with a prepared resolution a point needs only its axis values, but
-	// the sample the contract is checked on, and constraints that are not
-	// tabulated, need the whole point
+	// with a prepared resolution a point needs only its axis values;
+	// constraints that are not tabulated need the whole point. The sample
+	// the contract is checked on is resolved the same way, and compared
+	// with Resolve of the whole point.
 	whole := !axesOnly || !s.whereByIndex()
 	for w := 0; w < o.Jobs; w++ {
 		wg.Add(1)
@@ -248,7 +249,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 				}
 				for idx := b * block; idx < min((b+1)*block, pl.Combinations); idx++ {
 					sample := idx < block || idx%251 == 0
-					if whole || sample {
+					if whole {
 						s.Fill(idx, p)
 					} else {
 						s.FillAxes(idx, p)
@@ -265,7 +266,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 						}
 					}
 					if sample {
-						copy(given, p)
+						s.Fill(idx, given)
 					}
 					if err := resolve(p); err != nil {
 						setErr(&mu, &firstErr, &firstErrIdx, idx, s.ErrorAt(err, s.Describe(p)))
