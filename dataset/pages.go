@@ -264,9 +264,9 @@ func (c *column) valid() int {
 	case c.kind == engine.Float:
 		return len(c.flts) + c.rep
 	case c.kind == engine.Bool:
-		return len(c.bools)
+		return len(c.bools) + c.rep
 	case c.dict:
-		return len(c.idx)
+		return len(c.idx) + c.rep
 	}
 	return len(c.ends)
 }

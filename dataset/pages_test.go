@@ -84,6 +84,9 @@ func edgeValue(kind engine.Kind, v engine.Value, k int, ints []int64, flts []flo
 		}
 		return engine.FloatV(flts[k%len(flts)])
 	case engine.Bool:
+		if k%3 == 1 {
+			return engine.Value{Kind: engine.Bool, I: 2} // true, not as BoolV writes it
+		}
 		return engine.BoolV(k%3 == 0)
 	}
 	return v

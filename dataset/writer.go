@@ -116,12 +116,25 @@ func (c *column) settle() {
 	if c.rep == 0 {
 		return
 	}
-	if c.kind == engine.Int {
+	switch {
+	case c.kind == engine.Int:
 		c.ints = appendRepeat(c.ints, c.rep)
-	} else {
+	case c.kind == engine.Float:
 		c.flts = appendRepeat(c.flts, c.rep)
+	case c.kind == engine.Bool:
+		c.bools = appendRepeat(c.bools, c.rep)
+	default: // a dictionary string
+		c.idx = appendRepeat(c.idx, c.rep)
 	}
 	c.rep = 0
+}
+
+// boolBits is a Bool value's truth as 1 or 0 (any non-zero I is true).
+func boolBits(i int64) uint64 {
+	if i != 0 {
+		return 1
+	}
+	return 0
 }
 
 // appendRepeat appends n more copies of s's last value.
@@ -143,9 +156,10 @@ func (c *column) putStr(s string) {
 		return
 	}
 	if len(c.dvals) > 0 && c.dvals[c.last] == s {
-		c.idx = append(c.idx, c.last)
+		c.rep++ // idx ends with last
 		return
 	}
+	c.settle()
 	c.idx = append(c.idx, c.lookup(s))
 }
 
@@ -214,6 +228,7 @@ func (c *column) put(v *engine.Value, ok bool) {
 		c.n++
 	case engine.Bool:
 		c.bools = append(c.bools, v.I != 0)
+		c.lastV = boolBits(v.I)
 		c.n++
 	default:
 		c.putStr(v.S)
@@ -250,9 +265,19 @@ func appendValues(cols []column, vals []engine.Value) {
 				}
 				c.n++
 				continue
+			case engine.Bool:
+				if b := boolBits(v.I); c.lastV == b && c.n > 0 {
+					c.rep++
+				} else {
+					c.settle()
+					c.bools = append(c.bools, b != 0)
+					c.lastV = b
+				}
+				c.n++
+				continue
 			case engine.String:
 				if c.dict && len(c.dvals) > 0 && c.dvals[c.last] == v.S {
-					c.idx = append(c.idx, c.last)
+					c.rep++ // idx ends with last
 					c.n++
 					continue
 				}
