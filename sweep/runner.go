@@ -262,11 +262,16 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 	resolve, _ := s.Resolver()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
-	for lo := int64(0); lo < pl.Combinations; lo += width {
+	for lo, hi := int64(0), int64(0); lo < pl.Combinations; lo = hi {
 		if gctx.Err() != nil {
 			break
 		}
-		hi := min(lo+width, pl.Combinations)
+		// the last tasks shrink, so that the workers finish together
+		w := width
+		if rest := pl.Combinations - lo; rest < width*int64(o.Jobs)*4 {
+			w = max(1, min(width, rest/int64(o.Jobs*4)))
+		}
+		hi = min(lo+w, pl.Combinations)
 		g.Go(func() error {
 			w := <-writers
 			defer func() { writers <- w }()
@@ -352,11 +357,18 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		})
 	}
 	gerr := g.Wait()
-	// what finished is written, interrupted or not
+	// what finished is written, interrupted or not; the writers' last
+	// parts are encoded in parallel, as the others were
+	errs := make([]error, len(all))
+	var fw sync.WaitGroup
+	for i, w := range all {
+		fw.Go(func() { errs[i] = w.Flush() })
+	}
+	fw.Wait()
 	var werr error
-	for _, w := range all {
-		if err := w.Flush(); err != nil && werr == nil {
-			werr = fmt.Errorf("writing results to %s: %w", o.Out, err)
+	for i, w := range all {
+		if errs[i] != nil && werr == nil {
+			werr = fmt.Errorf("writing results to %s: %w", o.Out, errs[i])
 		}
 		res.Parts = append(res.Parts, w.Written()...)
 	}
