@@ -63,5 +63,5 @@ for n in $sizes; do
   fi
 done
 echo
-awk -v e="$e2e" -v g="$eng_pps" 'BEGIN{printf "end-to-end / (2 x engine-only) = %.2f\n", e/(2*g)}'
+awk -v e="$e2e" -v g="$eng_pps" 'BEGIN{printf "end-to-end / (2 x engine-only) = %.3f\n", e/(2*g)}'
 echo "work folder: $work"
