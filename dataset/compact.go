@@ -324,8 +324,9 @@ func mergeGroup(ctx context.Context, dir, name string, g group, m *Merge) error 
 }
 
 // mergedProps are the settings of a merged part: the encodings of the
-// parts sweep run writes (writerProps: dictionaries for strings only,
-// DELTA_BINARY_PACKED for integers and timestamps) at zstd's default level
+// parts sweep run writes (writerProps: dictionaries for strings but
+// point_id, which is DELTA_LENGTH_BYTE_ARRAY, and DELTA_BINARY_PACKED for
+// integers and timestamps) at zstd's default level
 // (a compaction runs once, so it compresses harder than a run), in row
 // groups of compactRowGroup rows.
 func mergedProps(sc *arrow.Schema) *parquet.WriterProperties {
@@ -337,7 +338,9 @@ func mergedProps(sc *arrow.Schema) *parquet.WriterProperties {
 	for _, f := range sc.Fields() {
 		switch f.Type.ID() {
 		case arrow.STRING:
-			if f.Name != ColID {
+			if f.Name == ColID {
+				opts = append(opts, parquet.WithEncodingFor(f.Name, parquet.Encodings.DeltaLengthByteArray))
+			} else {
 				opts = append(opts, parquet.WithDictionaryFor(f.Name, true))
 			}
 		case arrow.INT64, arrow.TIMESTAMP:

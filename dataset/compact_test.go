@@ -419,7 +419,8 @@ func TestCompactAndRunsExcludeEachOther(t *testing.T) {
 
 // TestCompactKeepsTheEncodings: a merged part has the encodings of the
 // parts sweep run writes (integers delta-encoded, numbers never in a
-// dictionary) and is no larger than its inputs together.
+// dictionary, point_id DELTA_LENGTH_BYTE_ARRAY) and is no larger than its
+// inputs together.
 func TestCompactKeepsTheEncodings(t *testing.T) {
 	dir := t.TempDir()
 	e, rows := seedRows(t, 4000)
@@ -458,6 +459,9 @@ func TestCompactKeepsTheEncodings(t *testing.T) {
 		cc, _ := rg.ColumnChunk(i)
 		encs := cc.Encodings()
 		name := cc.PathInSchema().String()
+		if name == ColID && !slices.Contains(encs, parquet.Encodings.DeltaLengthByteArray) {
+			t.Errorf("%s: %v, want DELTA_LENGTH_BYTE_ARRAY", name, encs)
+		}
 		switch cc.Type() {
 		case parquet.Types.Int64:
 			if !slices.Contains(encs, parquet.Encodings.DeltaBinaryPacked) {
