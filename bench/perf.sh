@@ -10,11 +10,19 @@
 # The machines are shared and a single run varies by a few %: the engine
 # benchmark runs 5 times and the 1M-point run 3 times (RUNS=N to change), and
 # their medians give the ratio; every run is printed.
-# Usage: bash bench/perf.sh [WORKDIR]      (FULL=1 adds the 10M-point run)
+# Usage: bash bench/perf.sh [WORKDIR]      (FULL=1 adds the 10M-point run;
+#        without WORKDIR a temporary folder, removed at the end unless KEEP=1)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-work=${1:-$(mktemp -d)}
+# without WORKDIR the data sets go to a temporary folder that is removed at
+# the end (the 10M one is 440 MB); KEEP=1 keeps it
+if [ -n "${1:-}" ]; then
+  work=$1
+else
+  work=$(mktemp -d)
+  [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+fi
 mkdir -p "$work"
 bin=$work/sweep
 CGO_ENABLED=0 go build -o "$bin" ./cmd/sweep
@@ -64,4 +72,4 @@ for n in $sizes; do
 done
 echo
 awk -v e="$e2e" -v g="$eng_pps" 'BEGIN{printf "end-to-end / (2 x engine-only) = %.3f\n", e/(2*g)}'
-echo "work folder: $work"
+if [ -n "${1:-}" ] || [ "${KEEP:-0}" = 1 ]; then echo "work folder: $work"; fi
