@@ -129,8 +129,9 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 	}
 	var written int64
 	enc := parquet.Encodings.Plain
-	// a dictionary larger than the writer's limit goes plain, where pqarrow
-	// would start one and fall back (encodings PLAIN, not RLE_DICTIONARY)
+	// a dictionary larger than the writer's limit goes plain (encodings
+	// PLAIN), where pqarrow writes the dictionary it had and then plain
+	// pages (RLE_DICTIONARY and PLAIN); the values are the same
 	dict := c.kind == engine.String && c.dict && int64(dictBytes(c.dvals)) <= props.DictionaryPageSizeLimit()
 	switch {
 	case c.kind == engine.Int && run:
@@ -201,24 +202,11 @@ func (e *pageEncoder) writeColumn(sink *tellWriter, ccb *metadata.ColumnChunkMet
 		clear(e.strs)
 	default: // a dictionary too large to hand over: its values plain
 		e.strs = e.strs[:0]
-		start := 0
-		for _, end := range c.ends {
-			v := c.sbuf[start:end:end]
-			if len(v) == 0 {
-				v = empty
-			}
-			e.strs = append(e.strs, v)
-			e.body = binary.LittleEndian.AppendUint32(e.body, uint32(len(v)))
-			e.body = append(e.body, v...)
-			start = end
-		}
-		if c.dict { // a dictionary too large to hand over: its values plain
-			for _, i := range c.idx {
-				s := c.dvals[i]
-				e.strs = append(e.strs, byteArray(s))
-				e.body = binary.LittleEndian.AppendUint32(e.body, uint32(len(s)))
-				e.body = append(e.body, s...)
-			}
+		for _, i := range c.idx {
+			s := c.dvals[i]
+			e.strs = append(e.strs, byteArray(s))
+			e.body = binary.LittleEndian.AppendUint32(e.body, uint32(len(s)))
+			e.body = append(e.body, s...)
 		}
 		stats.(*metadata.ByteArrayStatistics).Update(e.strs, nulls)
 		clear(e.strs)

@@ -119,6 +119,12 @@ func (e *Engine) resolveFrom(dir string, p []engine.Value, t *resolveTemplate) e
 			}
 		}
 	}
+	return e.deriveTraced(dir, p, given)
+}
+
+// deriveTraced is derive for a point whose sequence trace, if any, is not
+// loaded yet.
+func (e *Engine) deriveTraced(dir string, p []engine.Value, given givenFlags) error {
 	nreq, err := e.traceRequests(dir, p)
 	if err != nil {
 		return err
@@ -203,10 +209,6 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 				}
 			}
 		}
-		nreq, err := e.traceRequests(dir, p)
-		if err != nil {
-			return err
-		}
-		return e.derive(dir, p, nreq, given)
+		return e.deriveTraced(dir, p, given)
 	}, true
 }
