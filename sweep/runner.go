@@ -30,6 +30,10 @@ import (
 // benchmark study 4 % faster than 16,384 (docs/performance.md).
 const DefaultFlushRows = 1 << 15
 
+// MaxJobs bounds RunOptions.Jobs (--jobs): each worker holds a Parquet
+// writer (a few hundred KB with its buffers) and writes its own parts.
+const MaxJobs = 1024
+
 // RunOptions configures Run.
 type RunOptions struct {
 	Out         string        // dataset folder; "" = results/<study name>
@@ -52,6 +56,7 @@ type Result struct {
 	Dir                string
 	Plan               *Plan
 	Ran, OK, Failed    int64
+	Jobs               int // workers the run used: --jobs, or fewer when fewer points were pending
 	Parts              []string
 	Elapsed            time.Duration
 	Quarantined        []string
@@ -93,6 +98,9 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 	start := time.Now()
 	if o.Out == "" {
 		o.Out = DefaultOut(s)
+	}
+	if o.Jobs > MaxJobs {
+		return nil, fmt.Errorf("%d jobs: at most %d", o.Jobs, MaxJobs)
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
@@ -209,6 +217,10 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		res.Elapsed = time.Since(start)
 		return res, nil
 	}
+
+	// no more workers than points: each holds a writer and its buffers
+	o.Jobs = int(min(int64(o.Jobs), total))
+	res.Jobs = o.Jobs
 
 	// One writer per worker: rows are encoded where they are computed, so
 	// writing scales with --jobs and nothing funnels through one goroutine.

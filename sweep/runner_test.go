@@ -497,3 +497,24 @@ func TestPreparedResolution(t *testing.T) {
 		t.Fatalf("plan with a wrong prepared resolution: %v", err)
 	}
 }
+
+// TestJobsBeyondPoints: a run asked for more workers than it has points
+// starts one per point (each holds a writer), and refuses more than
+// MaxJobs.
+func TestJobsBeyondPoints(t *testing.T) {
+	withFake(t, &fakeEngine{version: "1"})
+	dir := filepath.Join(t.TempDir(), "ds")
+	res, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Jobs: 1000})
+	if err != nil || res.OK != 5 || res.Jobs != 5 {
+		t.Fatalf("run: %v, %+v", err, res)
+	}
+	if len(res.Parts) > 5 {
+		t.Fatalf("%d parts for 5 points", len(res.Parts))
+	}
+	if got := rows(t, dir); len(got) != 5 {
+		t.Fatalf("%d rows", len(got))
+	}
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir, Jobs: MaxJobs + 1}); err == nil {
+		t.Fatal("a run with more than MaxJobs jobs started")
+	}
+}

@@ -326,6 +326,7 @@ func TestUsageErrors(t *testing.T) {
 		{"sim", "--model-config", "no-such.json"},
 		{"plan", "../../studies/seed-moe.toml", "--show", "-1"},
 		{"run", "../../studies/seed-moe.toml", "--flush-every", "0"},
+		{"run", "../../studies/seed-moe.toml", "--jobs", "5000"},
 		{"best", t.TempDir(), "--by", "latency_s", "--bogus"},
 		{"compact", "/nonexistent/dataset"},
 		{"run", "../../studies/seed-moe.toml", "--out", "../../README.md"},

@@ -38,6 +38,8 @@ func (o *runOptions) check() error {
 	switch {
 	case o.Jobs < 1:
 		return fmt.Errorf("--jobs %d: must be at least 1", o.Jobs)
+	case o.Jobs > sweep.MaxJobs:
+		return fmt.Errorf("--jobs %d: at most %d (each job holds a Parquet writer and writes its own parts)", o.Jobs, sweep.MaxJobs)
 	case o.FlushRows < 1:
 		return fmt.Errorf("--flush-rows %d: must be at least 1", o.FlushRows)
 	case o.FlushEvery <= 0:
@@ -58,7 +60,7 @@ func (o *runOptions) check() error {
 func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs := newFlags("run", "run STUDY.toml [flags]\n\nEvaluates every point of the study in parallel and streams the rows into a\nParquet dataset (results/<study name>/ unless --out). Running it again resumes:\nonly points without a row run. Ctrl-C stops, saves what finished, exits 130.", stdout)
 	fs.StringVar(&o.Out, "out", "", "dataset `folder` (default results/<study name>)")
-	fs.IntVar(&o.Jobs, "jobs", runtime.NumCPU(), "points evaluated in parallel")
+	fs.IntVar(&o.Jobs, "jobs", runtime.NumCPU(), "points evaluated in parallel, 1 to 1024 (no more than the points to run are started)")
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
 	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
 	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")
