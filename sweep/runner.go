@@ -37,7 +37,7 @@ const MaxJobs = 1024
 // RunOptions configures Run.
 type RunOptions struct {
 	Out         string        // dataset folder; "" = results/<study name>
-	Jobs        int           // parallel evaluations; 0 = CPU count
+	Jobs        int           // parallel evaluations, at most MaxJobs; 0 = CPU count (at most MaxJobs)
 	Shard       Shard         // subset to run; zero = all
 	RetryFailed bool          // rerun points whose row is failed
 	Force       bool          // run above max_points
@@ -103,7 +103,7 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		return nil, fmt.Errorf("%d jobs: at most %d", o.Jobs, MaxJobs)
 	}
 	if o.Jobs <= 0 {
-		o.Jobs = runtime.NumCPU()
+		o.Jobs = min(runtime.NumCPU(), MaxJobs)
 	}
 	if o.Shard.N == 0 {
 		o.Shard = All

@@ -60,7 +60,7 @@ func (o *runOptions) check() error {
 func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs := newFlags("run", "run STUDY.toml [flags]\n\nEvaluates every point of the study in parallel and streams the rows into a\nParquet dataset (results/<study name>/ unless --out). Running it again resumes:\nonly points without a row run. Ctrl-C stops, saves what finished, exits 130.", stdout)
 	fs.StringVar(&o.Out, "out", "", "dataset `folder` (default results/<study name>)")
-	fs.IntVar(&o.Jobs, "jobs", runtime.NumCPU(), "points evaluated in parallel, 1 to 1024 (no more than the points to run are started)")
+	fs.IntVar(&o.Jobs, "jobs", min(runtime.NumCPU(), sweep.MaxJobs), "points evaluated in parallel, 1 to 1024 (no more than the points to run are started)")
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
 	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
 	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")

@@ -73,8 +73,8 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	if o.Tasks < 1 {
 		return usageErr(fmt.Sprintf("--tasks %d: must be at least 1", o.Tasks))
 	}
-	if o.CPUs < 1 {
-		return usageErr(fmt.Sprintf("--cpus %d: must be at least 1", o.CPUs))
+	if o.CPUs < 1 || o.CPUs > sweep.MaxJobs {
+		return usageErr(fmt.Sprintf("--cpus %d: must be 1 to %d (each task runs sweep run --jobs with it)", o.CPUs, sweep.MaxJobs))
 	}
 	if o.Parallel < 0 {
 		return usageErr(fmt.Sprintf("--parallel %d: must not be negative", o.Parallel))

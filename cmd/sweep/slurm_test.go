@@ -193,6 +193,7 @@ func TestSlurmUsageErrors(t *testing.T) {
 		{"slurm"},
 		{"slurm", seedStudy, "--tasks", "0"},
 		{"slurm", seedStudy, "--cpus", "0"},
+		{"slurm", seedStudy, "--cpus", "2048"}, // every task's sweep run would refuse --jobs 2048
 		{"slurm", seedStudy, "--parallel", "-1"},
 		{"slurm", seedStudy, "--nope"},
 		{"slurm", "no-such-study.toml", "--sweep-bin", sweepBin},
