@@ -115,24 +115,35 @@ func lastObject(b []byte) (map[string]any, bool) {
 	return last, found
 }
 
+// jsonStrings follows JSON text byte by byte to tell which bytes are inside
+// a string (escapes taken into account).
+type jsonStrings struct{ in, esc bool }
+
+// step takes the next byte and reports whether it belongs to a string,
+// its quotes included.
+func (s *jsonStrings) step(c byte) bool {
+	switch {
+	case s.esc:
+		s.esc = false
+	case s.in:
+		s.esc = c == '\\'
+		s.in = c != '"'
+	case c == '"':
+		s.in = true
+	default:
+		return false
+	}
+	return true
+}
+
 // matchBrace returns the index just past the brace that closes the one at
 // b[i] (strings and their escapes taken into account), or len(b).
 func matchBrace(b []byte, i int) int {
-	depth, inStr, esc := 0, false, false
+	depth := 0
+	var str jsonStrings
 	for k := i; k < len(b); k++ {
-		c := b[k]
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
+		switch c := b[k]; {
+		case str.step(c):
 		case c == '{':
 			depth++
 		case c == '}':
@@ -152,23 +163,10 @@ func pythonNumbers(b []byte) []byte {
 		return b
 	}
 	var out []byte
-	inStr, esc := false, false
+	var str jsonStrings
 	for k := 0; k < len(b); k++ {
 		c := b[k]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			out = append(out, c)
-			continue
-		}
-		if c == '"' {
-			inStr = true
+		if str.step(c) {
 			out = append(out, c)
 			continue
 		}

@@ -165,3 +165,16 @@ x = "int"
 		t.Fatalf("the kept folder stays after the retry succeeded: %v", err)
 	}
 }
+
+// TestJSONStrings checks the string tracking that matchBrace and
+// pythonNumbers share: braces and NaN inside strings, escaped quotes and
+// escaped backslashes.
+func TestJSONStrings(t *testing.T) {
+	b := []byte(`{"a": "x\"}{NaN", "b\\": {"c": NaN}, "d": "\\"} tail`)
+	if got, want := matchBrace(b, 0), len(b)-len(" tail"); got != want {
+		t.Fatalf("matchBrace = %d, want %d", got, want)
+	}
+	if got, want := string(pythonNumbers(b)), `{"a": "x\"}{NaN", "b\\": {"c": "NaN"}, "d": "\\"} tail`; got != want {
+		t.Fatalf("pythonNumbers = %s, want %s", got, want)
+	}
+}
