@@ -354,14 +354,11 @@ const (
 // padded with zeros; widths of miniblocks with no deltas left are 0 and
 // take no bytes). A column of one value costs 5 bytes per block.
 func appendDelta(b []byte, v []int64) []byte {
-	b = binary.AppendUvarint(b, deltaBlock)
-	b = binary.AppendUvarint(b, deltaBlock/deltaMiniblock)
-	b = binary.AppendUvarint(b, uint64(len(v)))
 	var first int64
 	if len(v) > 0 {
 		first = v[0]
 	}
-	b = binary.AppendVarint(b, first) // zigzag
+	b = appendDeltaHeader(b, len(v), first)
 	var d [deltaBlock]uint64
 	for i := 1; i < len(v); i += deltaBlock {
 		n := min(deltaBlock, len(v)-i)
@@ -403,13 +400,20 @@ func appendDelta(b []byte, v []int64) []byte {
 	return b
 }
 
-// appendDeltaRun appends n copies of x as DELTA_BINARY_PACKED: what
-// appendDelta writes for them, without them.
-func appendDeltaRun(b []byte, x int64, n int) []byte {
+// appendDeltaHeader appends the DELTA_BINARY_PACKED header of n values
+// starting with first: block size, miniblocks per block, value count, first
+// value (zigzag).
+func appendDeltaHeader(b []byte, n int, first int64) []byte {
 	b = binary.AppendUvarint(b, deltaBlock)
 	b = binary.AppendUvarint(b, deltaBlock/deltaMiniblock)
 	b = binary.AppendUvarint(b, uint64(n))
-	b = binary.AppendVarint(b, x)
+	return binary.AppendVarint(b, first)
+}
+
+// appendDeltaRun appends n copies of x as DELTA_BINARY_PACKED: what
+// appendDelta writes for them, without them.
+func appendDeltaRun(b []byte, x int64, n int) []byte {
+	b = appendDeltaHeader(b, n, x)
 	// per block of deltas: the smallest delta (0, one byte) and four
 	// miniblock widths of 0
 	blocks := (max(n, 1) - 1 + deltaBlock - 1) / deltaBlock
