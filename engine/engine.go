@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -67,6 +68,13 @@ func BoolV(b bool) Value {
 		return Value{Kind: Bool, I: 1}
 	}
 	return Value{Kind: Bool}
+}
+
+// Identical reports whether v and o are the same value, bit for bit: NaN is
+// identical to the same NaN, -0 is not 0 (== on Values treats floats by
+// value).
+func (v Value) Identical(o Value) bool {
+	return v.Kind == o.Kind && v.I == o.I && math.Float64bits(v.F) == math.Float64bits(o.F) && v.S == o.S
 }
 
 // IsSet reports whether the value was given.

@@ -3,7 +3,6 @@ package sweep
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -374,7 +373,7 @@ func checkResolver(s *Study, p, long []engine.Value) error {
 		return fmt.Errorf("engine %s: the point %s resolves by Resolve with %v, but not by its prepared resolution", s.Engine.Name(), s.Describe(long), err)
 	}
 	for i := range p {
-		if a, b := p[i], long[i]; a.Kind != b.Kind || a.I != b.I || math.Float64bits(a.F) != math.Float64bits(b.F) || a.S != b.S {
+		if a, b := p[i], long[i]; !a.Identical(b) {
 			return fmt.Errorf("engine %s: the point %s resolves to %s = %s by Resolve, %s by its prepared resolution", s.Engine.Name(), s.Describe(long), s.Engine.Params()[i].Name, b, a)
 		}
 	}

@@ -47,7 +47,7 @@ func TestResolveTemplate(t *testing.T) {
 		}
 		ok++
 		for i := range a {
-			if a[i].Kind != b[i].Kind || a[i].I != b[i].I || math.Float64bits(a[i].F) != math.Float64bits(b[i].F) || a[i].S != b[i].S {
+			if !a[i].Identical(b[i]) {
 				t.Fatalf("trial %d, point %v: %s = %v, the long way %v", trial, p, paramTable[i].Name, a[i], b[i])
 			}
 		}
@@ -119,7 +119,7 @@ func TestPrepare(t *testing.T) {
 			}
 			ok++
 			for i := range a {
-				if a[i].Kind != b[i].Kind || a[i].I != b[i].I || math.Float64bits(a[i].F) != math.Float64bits(b[i].F) || a[i].S != b[i].S {
+				if !a[i].Identical(b[i]) {
 					t.Fatalf("study %d (vary %v), point %v: %s = %v, Resolve %v", study, vary, p, paramTable[i].Name, a[i], b[i])
 				}
 			}
