@@ -249,7 +249,7 @@ func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 	if err != nil {
 		return err
 	}
-	given := givenFlags{topK: p[pTopK].IsSet(), dffe: p[pDFFExpert].IsSet(), qLoRA: p[pQLoRA].IsSet(), qkNorm: p[pQKNorm].IsSet()}
+	given := givenBy(func(i int) bool { return p[i].IsSet() })
 	// plain defaults
 	for i := range p {
 		if !p[i].IsSet() {
@@ -296,6 +296,11 @@ func (e *Engine) traceRequests(dir string, p []engine.Value) (int64, error) {
 // givenFlags records which parameters with derived defaults the point or a
 // preset gave, before the plain defaults were filled in.
 type givenFlags struct{ topK, dffe, qLoRA, qkNorm bool }
+
+// givenBy is the flags of the parameters given reports as given.
+func givenBy(given func(i int) bool) givenFlags {
+	return givenFlags{topK: given(pTopK), dffe: given(pDFFExpert), qLoRA: given(pQLoRA), qkNorm: given(pQKNorm)}
+}
 
 // derive completes a point whose given, config-file, preset and plain
 // default values are in place: derived defaults, then validation.

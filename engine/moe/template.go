@@ -102,12 +102,7 @@ func buildTemplate(k templateKey) *resolveTemplate {
 // resolveFrom is Resolve for a point with a template: one pass checks the
 // given values and fills the others, then the derived defaults follow.
 func (e *Engine) resolveFrom(dir string, p []engine.Value, t *resolveTemplate) error {
-	given := givenFlags{
-		topK:   p[pTopK].IsSet() || t.preset[pTopK],
-		dffe:   p[pDFFExpert].IsSet() || t.preset[pDFFExpert],
-		qLoRA:  p[pQLoRA].IsSet() || t.preset[pQLoRA],
-		qkNorm: p[pQKNorm].IsSet() || t.preset[pQKNorm],
-	}
+	given := givenBy(func(i int) bool { return p[i].IsSet() || t.preset[i] })
 	for i := range p {
 		switch {
 		case !p[i].IsSet():
@@ -168,8 +163,7 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 			return nil, false // Resolve words it
 		}
 	}
-	isSet := func(i int) bool { return q[i].IsSet() || slices.Contains(vary, i) || t.preset[i] }
-	given := givenFlags{topK: isSet(pTopK), dffe: isSet(pDFFExpert), qLoRA: isSet(pQLoRA), qkNorm: isSet(pQKNorm)}
+	given := givenBy(func(i int) bool { return q[i].IsSet() || slices.Contains(vary, i) || t.preset[i] })
 	prepared := make([]engine.Value, nParams)
 	for i := range q {
 		if q[i].IsSet() {
@@ -189,16 +183,16 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 			saved[j] = p[i]
 			unset = unset || !p[i].IsSet()
 		}
-		if unset { // Resolve's way, from the base values
-			copy(p, base)
-			for j, i := range vary {
-				p[i] = saved[j]
-			}
-			return e.Resolve(dir, p)
+		if unset {
+			copy(p, base) // Resolve's way, from the base values
+		} else {
+			copy(p, prepared)
 		}
-		copy(p, prepared)
 		for j, i := range vary {
 			p[i] = saved[j]
+		}
+		if unset {
+			return e.Resolve(dir, p)
 		}
 		// checked once all are back: a failed point is left as Resolve
 		// leaves it
