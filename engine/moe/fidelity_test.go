@@ -129,7 +129,9 @@ func TestFidelity(t *testing.T) {
 // PIM: for its refresh slack, whose phase a closed form cannot know
 // (docs/fidelity.md, "Vector ops beside PIM work"), or for a GWRITE to its
 // address (two ops, whose modelled wait is off in size). The other vector
-// ops run with no PIM work beside them.
+// ops run with no PIM work beside them. 13 of the 22 are within 20 % of
+// NeuPIMs' range over the refresh phases of testdata/neupims-phase; the
+// other 9 are phaseMisses.
 var heldOutMisses = map[string]float64{
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 A SA layer0.attn.ln": 0.3,  // +28.4 %
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 E SA layer0.ffn.ln":  0.28, // +26.6 %
@@ -169,7 +171,6 @@ func TestFidelityHeldOut(t *testing.T) {
 // testdata/<results>, holding every total, stage and op to its target or
 // to its bound in misses.
 func checkFidelity(t *testing.T, results string, misses map[string]float64) {
-	td := filepath.Join("testdata", "neupims")
 	stages := readCSV(t, filepath.Join("testdata", results, "stages.csv"))
 	ops := readCSV(t, filepath.Join("testdata", results, "ops.csv"))
 	var runs []refRun
@@ -202,25 +203,8 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 		if !ok {
 			t.Fatalf("no trace file for %q", run.trace)
 		}
-		dir := t.TempDir()
-		r, err := neupimsio.Load(neupimsio.Files{
-			Config:      filepath.Join(td, "systolic_ws_128x128_dev.json"),
-			MemConfig:   filepath.Join(td, "memory_configs", "neupims.json"),
-			CliConfig:   filepath.Join(td, "request-traces", tf),
-			ModelConfig: filepath.Join(td, "model_configs", run.model+".json"),
-			SysConfig:   filepath.Join(td, "system_configs", run.sys+".json"),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Write(dir, r.Simulate()); err != nil {
-			t.Fatal(err)
-		}
 		name := run.model + " " + run.sys + " " + run.trace
-		got := map[string]int64{}
-		for _, row := range readTSV(t, filepath.Join(dir, "_summary.tsv")) {
-			got[row["Stage"]] = atoi(t, row["total_cycles"])
-		}
+		got, gotOps := frontEnd(t, run, tf)
 		var refTotal, modTotal int64
 		for _, s := range stages {
 			if (refRun{s["model"], s["sys_config"], s["trace"]}) != run {
@@ -246,17 +230,7 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 			if b := limit(name+" "+st+" (stage)", targetStage); math.Abs(e) > b {
 				t.Errorf("%s stage %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, m, ref, 100*e, 100*b)
 			}
-			// ops of this stage
-			modOps := map[string]int64{}
-			for _, unit := range []string{"SA", "PIM"} {
-				p := filepath.Join(dir, unit+"_stage_"+st+".tsv")
-				if _, err := os.Stat(p); err != nil {
-					continue
-				}
-				for _, row := range readTSV(t, p) {
-					modOps[unit+" "+row["OpName"]] = atoi(t, row["TotalCycle"])
-				}
-			}
+			modOps := gotOps[st]
 			var keys []string
 			refOps := map[string]int64{}
 			for _, o := range ops {
@@ -308,6 +282,45 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 	t.Logf("relative error, sweep neupims vs NeuPIMs (testdata/%s):\n%s", results, table.String())
 	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; beyond target: %d of %d totals, %d stages, %d of %d ops",
 		100*worstTotal, 100*worstStage, 100*worstOp, totalMisses, len(runs), stageMisses, opMisses, nOps)
+}
+
+// frontEnd runs the NeuPIMs front end on the configs of run (trace file tf)
+// into a temporary log_dir and reads back what it wrote: each stage's
+// total_cycles, and per stage each op's TotalCycle keyed "SA <name>" or
+// "PIM <name>".
+func frontEnd(t *testing.T, run refRun, tf string) (stages map[string]int64, ops map[string]map[string]int64) {
+	t.Helper()
+	td := filepath.Join("testdata", "neupims")
+	dir := t.TempDir()
+	r, err := neupimsio.Load(neupimsio.Files{
+		Config:      filepath.Join(td, "systolic_ws_128x128_dev.json"),
+		MemConfig:   filepath.Join(td, "memory_configs", "neupims.json"),
+		CliConfig:   filepath.Join(td, "request-traces", tf),
+		ModelConfig: filepath.Join(td, "model_configs", run.model+".json"),
+		SysConfig:   filepath.Join(td, "system_configs", run.sys+".json"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Write(dir, r.Simulate()); err != nil {
+		t.Fatal(err)
+	}
+	stages, ops = map[string]int64{}, map[string]map[string]int64{}
+	for _, row := range readTSV(t, filepath.Join(dir, "_summary.tsv")) {
+		st := row["Stage"]
+		stages[st] = atoi(t, row["total_cycles"])
+		ops[st] = map[string]int64{}
+		for _, unit := range []string{"SA", "PIM"} {
+			p := filepath.Join(dir, unit+"_stage_"+st+".tsv")
+			if _, err := os.Stat(p); err != nil {
+				continue
+			}
+			for _, o := range readTSV(t, p) {
+				ops[st][unit+" "+o["OpName"]] = atoi(t, o["TotalCycle"])
+			}
+		}
+	}
+	return stages, ops
 }
 
 // TestFrontEndRefusesExperts: sweep neupims models the dense decoder, so a

@@ -1,0 +1,303 @@
+package moe_test
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// phaseMisses are the ops whose front-end cycles lie more than 20 % outside
+// NeuPIMs' whole range over the refresh phases of testdata/neupims-phase,
+// each with the bound the test holds that distance to (docs/fidelity.md,
+// "How far NeuPIMs moves with the refresh phase"). They are what the model
+// gets wrong whatever the phase; the other 13 of the 22 held-out misses
+// lie within 20 % of NeuPIMs' range. All nine are memory-bound vector ops
+// of held-out sub-batch runs:
+//   - 64-row ops whose time hardly moves with the phase: the first
+//     LayerNorm, whose first store waits for its last load behind the
+//     other rank's reads (1,057 to 1,072 cycles, model 781), and stage
+//     F's GELU (593 to 595, model 765);
+//   - beside PIM work, LayerNorms the model makes too slow and GELUs it
+//     makes too fast (one stretch for both, where NeuPIMs' LayerNorms
+//     beside LogitSoftmax do not stretch and its GELUs beside Attend
+//     stretch by 1.7 to 3.05);
+//   - the 30B FFN LayerNorm of stage D, whose GWRITE wait the model takes
+//     as the full queue window (8,594 cycles), longer than NeuPIMs' wait.
+var phaseMisses = map[string]float64{
+	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":   0.28, // -26.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.23, // +21.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":  0.26, // -24.7 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":    0.23, // +21.6 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.30, // +28.6 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.28, // -26.4 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":   0.42, // +40.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu": 0.37, // -35.6 %
+	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.ln":   0.25, // +23.4 %
+}
+
+// phaseKey names a stage (op "(stage)") or an op ("SA <name>", "PIM
+// <name>") of a run.
+type phaseKey struct {
+	run       refRun
+	stage, op string
+}
+
+// TestFidelityRefreshPhase compares the front end with runs of the real
+// NeuPIMs that differ from the reference runs only in where the refresh
+// schedule stands when the run begins (testdata/neupims-phase: NewtonSim's
+// refresh clock started at an offset, so every refresh comes offset cycles
+// earlier; nothing else changed). It prints, for every total, stage and op,
+// NeuPIMs' cycles at each phase, the front end's error against each, and
+// how far the front end lies outside NeuPIMs' range over the phases; and
+// it counts how far NeuPIMs itself moves and for how many ops the phase
+// decides the verdict against the 20 % target. It fails when a total,
+// stage or op lies beyond its target (3, 7, 20 %) of NeuPIMs' whole range
+// and is not in phaseMisses (or beyond its bound there), and when the
+// phase runs do not hold the same stages and ops as their reference.
+func TestFidelityRefreshPhase(t *testing.T) {
+	phase := filepath.Join("testdata", "neupims-phase")
+	vals := map[phaseKey]map[int64]int64{} // offset → cycles
+	offsets := map[refRun][]int64{}
+	var runs []refRun
+	for _, s := range readCSV(t, filepath.Join(phase, "stages.csv")) {
+		r := refRun{s["model"], s["sys_config"], s["trace"]}
+		off := atoi(t, s["refresh_offset"])
+		if off <= 0 {
+			t.Fatalf("%v: refresh_offset %d, want > 0 (offset 0 is the reference run)", r, off)
+		}
+		if _, ok := offsets[r]; !ok {
+			runs = append(runs, r)
+		}
+		if o := offsets[r]; len(o) == 0 || o[len(o)-1] != off {
+			offsets[r] = append(offsets[r], off)
+		}
+		k := phaseKey{r, s["stage"], "(stage)"}
+		if vals[k] == nil {
+			vals[k] = map[int64]int64{}
+		}
+		vals[k][off] = atoi(t, s["total_cycles"])
+	}
+	for _, o := range readCSV(t, filepath.Join(phase, "ops.csv")) {
+		k := phaseKey{refRun{o["model"], o["sys_config"], o["trace"]}, o["stage"], o["unit"] + " " + o["op_name"]}
+		if vals[k] == nil {
+			vals[k] = map[int64]int64{}
+		}
+		vals[k][atoi(t, o["refresh_offset"])] = atoi(t, o["total_cycle"])
+	}
+	// offset 0: the reference runs
+	inPhase := map[refRun]bool{}
+	for _, r := range runs {
+		inPhase[r] = true
+	}
+	refKeys := map[phaseKey]bool{}
+	for _, results := range []string{"neupims-results", "neupims-heldout"} {
+		for _, s := range readCSV(t, filepath.Join("testdata", results, "stages.csv")) {
+			r := refRun{s["model"], s["sys_config"], s["trace"]}
+			if inPhase[r] {
+				k := phaseKey{r, s["stage"], "(stage)"}
+				refKeys[k] = true
+				if vals[k] == nil {
+					vals[k] = map[int64]int64{}
+				}
+				vals[k][0] = atoi(t, s["total_cycles"])
+			}
+		}
+		for _, o := range readCSV(t, filepath.Join("testdata", results, "ops.csv")) {
+			r := refRun{o["model"], o["sys_config"], o["trace"]}
+			if inPhase[r] {
+				k := phaseKey{r, o["stage"], o["unit"] + " " + o["op_name"]}
+				refKeys[k] = true
+				if vals[k] == nil {
+					vals[k] = map[int64]int64{}
+				}
+				vals[k][0] = atoi(t, o["total_cycle"])
+			}
+		}
+	}
+	for k, v := range vals {
+		if !refKeys[k] {
+			t.Errorf("%v stage %s %s: not in the reference run", k.run, k.stage, k.op)
+		} else if len(v) != len(offsets[k.run])+1 {
+			t.Errorf("%v stage %s %s: %d phases, the run has %d", k.run, k.stage, k.op, len(v), len(offsets[k.run])+1)
+		}
+	}
+
+	var table strings.Builder
+	table.WriteString("| run | stage | op | NeuPIMs cycles by refresh offset | max/min | sweep cycles | error at 0 | error range | beyond NeuPIMs' range |\n|---|---|---|---|---:|---:|---:|---:|---:|\n")
+	var c phaseCounts
+	seen := map[string]bool{}
+	// row prints one total, stage or op, counts it, and fails the test when
+	// the front end lies beyond target of NeuPIMs' whole range over the
+	// phases and the key is not listed in phaseMisses (or beyond its bound)
+	row := func(name, stage, op string, v map[int64]int64, offs []int64, m int64, target float64, isOp bool) {
+		var cells []string
+		var ref []int64
+		for _, off := range offs {
+			cells = append(cells, fmt.Sprint(v[off]))
+			ref = append(ref, v[off])
+		}
+		p := phaseRow{ref: ref, model: m}
+		errs := p.errs()
+		fmt.Fprintf(&table, "| %s | %s | %s | %s | %.2f | %d | %+.1f %% | %+.1f to %+.1f %% | %+.1f %% |\n",
+			name, stage, op, strings.Join(cells, " / "), p.spread(), m, 100*errs[0], 100*slices.Min(errs), 100*slices.Max(errs), 100*p.bandErr())
+		c.add(p, target, isOp)
+		key := strings.TrimSpace(name + " " + stage + " " + op)
+		be := math.Abs(p.bandErr())
+		if b, listed := phaseMisses[key]; listed {
+			seen[key] = true
+			if be > b {
+				t.Errorf("%s: %.1f %% beyond NeuPIMs' range over the refresh phases (bound %.0f %%)", key, 100*be, 100*b)
+			}
+		} else if be > target {
+			t.Errorf("%s: %.1f %% beyond NeuPIMs' range over the refresh phases (target %.0f %%)", key, 100*be, 100*target)
+		}
+	}
+	for _, run := range runs {
+		tf, ok := traceFiles[run.trace]
+		if !ok {
+			t.Fatalf("no trace file for %q", run.trace)
+		}
+		name := run.model + " " + run.sys + " " + run.trace
+		offs := append([]int64{0}, offsets[run]...)
+		gotStages, gotOps := frontEnd(t, run, tf)
+		var stageNames []string
+		for k := range vals {
+			if k.run == run && k.op == "(stage)" {
+				stageNames = append(stageNames, k.stage)
+			}
+		}
+		sort.Strings(stageNames)
+		refTotal := map[int64]int64{}
+		var modTotal int64
+		for _, st := range stageNames {
+			v := vals[phaseKey{run, st, "(stage)"}]
+			modTotal += gotStages[st]
+			for off, n := range v {
+				refTotal[off] += n
+			}
+			row(name, st, "(stage)", v, offs, gotStages[st], targetStage, false)
+			var opNames []string
+			for k := range vals {
+				if k.run == run && k.stage == st && k.op != "(stage)" {
+					opNames = append(opNames, k.op)
+				}
+			}
+			sort.Strings(opNames)
+			for _, op := range opNames {
+				m, ok := gotOps[st][op]
+				if !ok {
+					t.Errorf("%s stage %s: op %s missing from the front end's output", name, st, op)
+					continue
+				}
+				row(name, st, op, vals[phaseKey{run, st, op}], offs, m, targetOp, true)
+			}
+		}
+		row(name, "total", "", refTotal, offs, modTotal, targetTotal, false)
+	}
+	for k := range phaseMisses {
+		if !seen[k] {
+			t.Errorf("phase miss %q is not among the phase runs", k)
+		}
+	}
+	t.Logf("NeuPIMs at other refresh phases (testdata/neupims-phase) against sweep neupims:\n%s", table.String())
+	t.Logf("%d runs. NeuPIMs' own spread over the refresh phases: up to %.1f %% in an iteration total, %.1f %% in a stage; "+
+		"%d of %d ops spread beyond 1.5× (no single value is within 20 %% of every phase). "+
+		"The phase decides the front end's verdict for %d totals, %d stages and %d ops "+
+		"(ops: %d within their target at offset 0 and beyond it at another phase, %d the other way round). "+
+		"Beyond their target of NeuPIMs' whole range: %d totals, %d stages, %d ops",
+		len(runs), 100*c.spreadTotal, 100*c.spreadStage, c.wideOps, c.ops,
+		c.decidedTotals, c.decidedStages, c.lostOps+c.wonOps, c.lostOps, c.wonOps,
+		c.outTotals, c.outStages, c.outOps)
+}
+
+// phaseRow is one total, stage or op: NeuPIMs' cycles at each refresh
+// phase (offset 0 first) and the front end's.
+type phaseRow struct {
+	ref   []int64
+	model int64
+}
+
+// errs are the front end's relative errors against each phase.
+func (p phaseRow) errs() []float64 {
+	var e []float64
+	for _, r := range p.ref {
+		e = append(e, rel(p.model, r))
+	}
+	return e
+}
+
+// spread is NeuPIMs' largest over its smallest value.
+func (p phaseRow) spread() float64 {
+	return float64(slices.Max(p.ref)) / float64(slices.Min(p.ref))
+}
+
+// bandErr is how far the front end lies outside NeuPIMs' range over the
+// phases, relative to the nearer end: 0 inside [min, max].
+func (p phaseRow) bandErr() float64 {
+	lo, hi := slices.Min(p.ref), slices.Max(p.ref)
+	switch {
+	case p.model < lo:
+		return rel(p.model, lo)
+	case p.model > hi:
+		return rel(p.model, hi)
+	}
+	return 0
+}
+
+// phaseCounts are TestFidelityRefreshPhase's summary figures.
+type phaseCounts struct {
+	ops, wideOps                 int     // ops; ops whose spread is beyond 1.5
+	lostOps, wonOps              int     // ops within target at offset 0 and beyond at another phase; the other way round
+	decidedTotals, decidedStages int     // totals and stages within target at some phase and beyond at another
+	outTotals, outStages, outOps int     // beyond target of NeuPIMs' range
+	spreadTotal, spreadStage     float64 // largest spread − 1 of a total, of a stage
+}
+
+func (c *phaseCounts) add(p phaseRow, target float64, isOp bool) {
+	in0 := math.Abs(p.errs()[0]) <= target
+	var in, out bool
+	for _, e := range p.errs() {
+		if math.Abs(e) <= target {
+			in = true
+		} else {
+			out = true
+		}
+	}
+	beyond := math.Abs(p.bandErr()) > target
+	switch {
+	case isOp:
+		c.ops++
+		if p.spread() > 1.5 {
+			c.wideOps++
+		}
+		if in0 && out {
+			c.lostOps++
+		}
+		if !in0 && in {
+			c.wonOps++
+		}
+		if beyond {
+			c.outOps++
+		}
+	case target == targetStage:
+		c.spreadStage = max(c.spreadStage, p.spread()-1)
+		if in && out {
+			c.decidedStages++
+		}
+		if beyond {
+			c.outStages++
+		}
+	default:
+		c.spreadTotal = max(c.spreadTotal, p.spread()-1)
+		if in && out {
+			c.decidedTotals++
+		}
+		if beyond {
+			c.outTotals++
+		}
+	}
+}
