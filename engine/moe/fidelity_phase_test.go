@@ -14,29 +14,22 @@ import (
 // NeuPIMs' whole range over the refresh phases of testdata/neupims-phase,
 // each with the bound the test holds that distance to (docs/fidelity.md,
 // "How far NeuPIMs moves with the refresh phase"). They are what the model
-// gets wrong whatever the phase; the other 13 of the 22 held-out misses
-// lie within 20 % of NeuPIMs' range. All nine are memory-bound vector ops
-// of held-out sub-batch runs:
-//   - 64-row ops whose time hardly moves with the phase: the first
-//     LayerNorm, whose first store waits for its last load behind the
-//     other rank's reads (1,057 to 1,072 cycles, model 781), and stage
-//     F's GELU (593 to 595, model 765);
-//   - beside PIM work, LayerNorms the model makes too slow and GELUs it
-//     makes too fast (one stretch for both, where NeuPIMs' LayerNorms
-//     beside LogitSoftmax do not stretch and its GELUs beside Attend
-//     stretch by 1.7 to 3.05);
-//   - the 30B FFN LayerNorm of stage D, whose GWRITE wait the model takes
-//     as the full queue window (8,594 cycles), longer than NeuPIMs' wait.
+// gets wrong whatever the phase; the other 19 of the 22 held-out misses
+// lie within 20 % of NeuPIMs' range. All three are memory-bound vector ops
+// of held-out sub-batch runs, at 4 or 5 phases each:
+//   - the 7B FFN LayerNorm of stage C beside LogitSoftmax: NeuPIMs 929 to
+//     1,135 cycles, about its unstretched time (1,081), where the model
+//     stretches it to 1,374;
+//   - the 7B GELU of stage F at 64 rows: NeuPIMs 593 to 604 cycles, barely
+//     more than its reads at the bus peak, where the model charges 0.42 of
+//     its writes too (765);
+//   - the 13B GELU of stage C beside Attend: NeuPIMs 3,097 to 3,908
+//     cycles, stretched by 1.7 to 2.1, where the model stretches it by
+//     1.28 (2,374).
 var phaseMisses = map[string]float64{
-	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":   0.28, // -26.1 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.23, // +21.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":  0.26, // -24.7 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":    0.23, // +21.6 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.30, // +28.6 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.28, // -26.4 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":   0.42, // +40.7 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu": 0.37, // -35.6 %
-	"gpt3-30B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.ln":   0.25, // +23.4 %
 }
 
 // phaseKey names a stage (op "(stage)") or an op ("SA <name>", "PIM
@@ -56,7 +49,8 @@ type phaseKey struct {
 // it counts how far NeuPIMs itself moves and for how many ops the phase
 // decides the verdict against the 20 % target. It fails when a total,
 // stage or op lies beyond its target (3, 7, 20 %) of NeuPIMs' whole range
-// and is not in phaseMisses (or beyond its bound there), and when the
+// and is not in phaseMisses (or beyond its bound there), when an op of
+// phaseMisses meets the target (so the list stays true), and when the
 // phase runs do not hold the same stages and ops as their reference.
 func TestFidelityRefreshPhase(t *testing.T) {
 	phase := filepath.Join("testdata", "neupims-phase")
@@ -151,6 +145,8 @@ func TestFidelityRefreshPhase(t *testing.T) {
 			seen[key] = true
 			if be > b {
 				t.Errorf("%s: %.1f %% beyond NeuPIMs' range over the refresh phases (bound %.0f %%)", key, 100*be, 100*b)
+			} else if be <= target {
+				t.Errorf("%s: within %.0f %% of NeuPIMs' range over the refresh phases now; remove it from phaseMisses", key, 100*target)
 			}
 		} else if be > target {
 			t.Errorf("%s: %.1f %% beyond NeuPIMs' range over the refresh phases (target %.0f %%)", key, 100*be, 100*target)
@@ -164,6 +160,11 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		name := run.model + " " + run.sys + " " + run.trace
 		offs := append([]int64{0}, offsets[run]...)
 		gotStages, gotOps := frontEnd(t, run, tf)
+		var offCells []string
+		for _, off := range offs {
+			offCells = append(offCells, fmt.Sprint(off))
+		}
+		fmt.Fprintf(&table, "| %s | | (refresh offsets) | %s | | | | | |\n", name, strings.Join(offCells, " / "))
 		var stageNames []string
 		for k := range vals {
 			if k.run == run && k.op == "(stage)" {
