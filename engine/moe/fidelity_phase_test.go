@@ -16,7 +16,7 @@ import (
 // "How far NeuPIMs moves with the refresh phase"). They are what the model
 // gets wrong whatever the phase; the other 19 of the 22 held-out misses
 // lie within 20 % of NeuPIMs' range. All three are memory-bound vector ops
-// of held-out sub-batch runs, at 4 or 5 phases each:
+// of held-out sub-batch runs, at 5 phases each (4 besides the reference):
 //   - the 7B FFN LayerNorm of stage C beside LogitSoftmax: NeuPIMs 929 to
 //     1,135 cycles, about its unstretched time (1,081), where the model
 //     stretches it to 1,374;
@@ -28,8 +28,8 @@ import (
 //     1.28 (2,374).
 var phaseMisses = map[string]float64{
 	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.23, // +21.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.30, // +28.6 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.28, // -26.4 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.28, // +26.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.25, // -23.3 %
 }
 
 // phaseKey names a stage (op "(stage)") or an op ("SA <name>", "PIM
@@ -205,7 +205,7 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		}
 	}
 	t.Logf("NeuPIMs at other refresh phases (testdata/neupims-phase) against sweep neupims:\n%s", table.String())
-	t.Logf("%d runs. NeuPIMs' own spread over the refresh phases: up to %.1f %% in an iteration total, %.1f %% in a stage; "+
+	t.Logf("%d configurations. NeuPIMs' own spread over the refresh phases: up to %.1f %% in an iteration total, %.1f %% in a stage; "+
 		"%d of %d ops spread beyond 1.5× (no single value is within 20 %% of every phase). "+
 		"The phase decides the front end's verdict for %d totals, %d stages and %d ops "+
 		"(ops: %d within their target at offset 0 and beyond it at another phase, %d the other way round). "+
