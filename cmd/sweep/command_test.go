@@ -111,6 +111,30 @@ func processAlive(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
+// outliving returns those of pids (and of the processes whose environment
+// holds marker, when marker is not empty) that still run after a grace of
+// a few seconds: a process killed with SIGKILL runs no more code, but the
+// kernel may take a moment to tear it down, and its parent (sweep, or init
+// for an orphaned child) to reap it.
+func outliving(pids []int, marker string) []int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var left []int
+		for _, p := range pids {
+			if processAlive(p) {
+				left = append(left, p)
+			}
+		}
+		if marker != "" {
+			left = append(left, markedProcesses(marker)...)
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // markedProcesses lists running processes whose environment holds marker.
 func markedProcesses(marker string) []int {
 	ents, _ := os.ReadDir("/proc")
@@ -212,10 +236,8 @@ a2 = ["7", "$(id); ls", "c", "h", "g", "f"]
 		}
 		if mode == "hang" {
 			_, folder, _ := strings.Cut(msg, "work folder: ")
-			for _, pid := range hangPids(t, filepath.Join(folder, "pids.txt")) {
-				if processAlive(pid) {
-					t.Errorf("process %d of the hanging point outlived its timeout", pid)
-				}
+			if left := outliving(hangPids(t, filepath.Join(folder, "pids.txt")), ""); len(left) > 0 {
+				t.Errorf("processes %v of the hanging point outlived its timeout", left)
 			}
 		}
 	}
@@ -342,13 +364,8 @@ i = [1, 2, 3, 4, 5, 6, 7, 8]
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
 	}
-	if left := markedProcesses(marker); len(left) > 0 {
+	if left := outliving(pids, marker); len(left) > 0 {
 		t.Fatalf("processes %v outlived the interrupted run", left)
-	}
-	for _, pid := range pids {
-		if processAlive(pid) {
-			t.Errorf("fixture process %d outlived the interrupted run", pid)
-		}
 	}
 	// interrupted points are not results: no rows, no work folders
 	if rows := datasetRows(t, out, "i"); len(rows) != 0 {
