@@ -25,6 +25,7 @@ import (
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/engine/command"
 	"github.com/sweep-dse/sweep/engine/moe/neupimsio"
+	"github.com/sweep-dse/sweep/internal/proctest"
 	"github.com/sweep-dse/sweep/sweep"
 )
 
@@ -100,41 +101,6 @@ func datasetRows(t *testing.T, dir string, cols ...string) []map[string]any {
 	return rows
 }
 
-// processAlive reports whether pid runs (a zombie does not).
-func processAlive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-// outliving returns those of pids (and of the processes whose environment
-// holds marker, when marker is not empty) that still run after a grace of
-// a few seconds: a process killed with SIGKILL runs no more code, but the
-// kernel may take a moment to tear it down, and its parent (sweep, or init
-// for an orphaned child) to reap it.
-func outliving(pids []int, marker string) []int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var left []int
-		for _, p := range pids {
-			if processAlive(p) {
-				left = append(left, p)
-			}
-		}
-		if marker != "" {
-			left = append(left, markedProcesses(marker)...)
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // markedProcesses lists running processes whose environment holds marker.
 func markedProcesses(marker string) []int {
 	ents, _ := os.ReadDir("/proc")
@@ -148,7 +114,7 @@ func markedProcesses(marker string) []int {
 		if err != nil || !bytes.Contains(env, []byte(marker)) {
 			continue
 		}
-		if processAlive(pid) {
+		if proctest.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -236,7 +202,7 @@ a2 = ["7", "$(id); ls", "c", "h", "g", "f"]
 		}
 		if mode == "hang" {
 			_, folder, _ := strings.Cut(msg, "work folder: ")
-			if left := outliving(hangPids(t, filepath.Join(folder, "pids.txt")), ""); len(left) > 0 {
+			if left := proctest.Outliving(hangPids(t, filepath.Join(folder, "pids.txt")), nil); len(left) > 0 {
 				t.Errorf("processes %v of the hanging point outlived its timeout", left)
 			}
 		}
@@ -364,7 +330,7 @@ i = [1, 2, 3, 4, 5, 6, 7, 8]
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
 	}
-	if left := outliving(pids, marker); len(left) > 0 {
+	if left := proctest.Outliving(pids, func() []int { return markedProcesses(marker) }); len(left) > 0 {
 		t.Fatalf("processes %v outlived the interrupted run", left)
 	}
 	// interrupted points are not results: no rows, no work folders

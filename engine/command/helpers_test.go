@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/internal/proctest"
 )
 
 // fakesim is the fixture program (testdata/fakesim), built once.
@@ -151,38 +152,10 @@ func readPids(t testing.TB, path string) []int {
 	return pids
 }
 
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: the state follows the last ')'
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	return s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
 // waitGone waits a little for killed processes to disappear.
 func waitGone(t testing.TB, pids []int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var left []int
-		for _, p := range pids {
-			if alive(p) {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v still run", left)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if left := proctest.Outliving(pids, nil); len(left) > 0 {
+		t.Fatalf("processes %v still run", left)
 	}
 }
