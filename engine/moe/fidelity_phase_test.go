@@ -127,7 +127,8 @@ func TestFidelityRefreshPhase(t *testing.T) {
 	// row prints one total, stage or op, counts it, and fails the test when
 	// the front end lies beyond target of NeuPIMs' whole range over the
 	// phases and the key is not listed in phaseMisses (or beyond its bound)
-	row := func(name, stage, op string, v map[int64]int64, offs []int64, m int64, target float64, isOp bool) {
+	row := func(name, stage, op string, v map[int64]int64, offs []int64, m int64, kind phaseKind) {
+		target := kind.target()
 		var cells []string
 		var ref []int64
 		for _, off := range offs {
@@ -138,7 +139,7 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		errs := p.errs()
 		fmt.Fprintf(&table, "| %s | %s | %s | %s | %.2f | %d | %+.1f %% | %+.1f to %+.1f %% | %+.1f %% |\n",
 			name, stage, op, strings.Join(cells, " / "), p.spread(), m, 100*errs[0], 100*slices.Min(errs), 100*slices.Max(errs), 100*p.bandErr())
-		c.add(p, target, isOp)
+		c.add(p, kind)
 		key := strings.TrimSpace(name + " " + stage + " " + op)
 		be := math.Abs(p.bandErr())
 		if b, listed := phaseMisses[key]; listed {
@@ -180,7 +181,7 @@ func TestFidelityRefreshPhase(t *testing.T) {
 			for off, n := range v {
 				refTotal[off] += n
 			}
-			row(name, st, "(stage)", v, offs, gotStages[st], targetStage, false)
+			row(name, st, "(stage)", v, offs, gotStages[st], kindStage)
 			var opNames []string
 			for k := range vals {
 				if k.run == run && k.stage == st && k.op != "(stage)" {
@@ -194,10 +195,10 @@ func TestFidelityRefreshPhase(t *testing.T) {
 					t.Errorf("%s stage %s: op %s missing from the front end's output", name, st, op)
 					continue
 				}
-				row(name, st, op, vals[phaseKey{run, st, op}], offs, m, targetOp, true)
+				row(name, st, op, vals[phaseKey{run, st, op}], offs, m, kindOp)
 			}
 		}
-		row(name, "total", "", refTotal, offs, modTotal, targetTotal, false)
+		row(name, "total", "", refTotal, offs, modTotal, kindTotal)
 	}
 	for k := range phaseMisses {
 		if !seen[k] {
@@ -258,10 +259,27 @@ type phaseCounts struct {
 	spreadTotal, spreadStage     float64 // largest spread − 1 of a total, of a stage
 }
 
-func (c *phaseCounts) add(p phaseRow, target float64, isOp bool) {
-	in0 := math.Abs(p.errs()[0]) <= target
+// phaseKind says what a phaseRow is: an iteration total, a stage or an op.
+type phaseKind int
+
+const (
+	kindTotal phaseKind = iota
+	kindStage
+	kindOp
+)
+
+// target is the fidelity target of the kind.
+func (k phaseKind) target() float64 {
+	return [...]float64{kindTotal: targetTotal, kindStage: targetStage, kindOp: targetOp}[k]
+}
+
+// add counts p, a row of the given kind.
+func (c *phaseCounts) add(p phaseRow, kind phaseKind) {
+	target := kind.target()
+	errs := p.errs()
+	in0 := math.Abs(errs[0]) <= target
 	var in, out bool
-	for _, e := range p.errs() {
+	for _, e := range errs {
 		if math.Abs(e) <= target {
 			in = true
 		} else {
@@ -269,8 +287,8 @@ func (c *phaseCounts) add(p phaseRow, target float64, isOp bool) {
 		}
 	}
 	beyond := math.Abs(p.bandErr()) > target
-	switch {
-	case isOp:
+	switch kind {
+	case kindOp:
 		c.ops++
 		if p.spread() > 1.5 {
 			c.wideOps++
@@ -284,7 +302,7 @@ func (c *phaseCounts) add(p phaseRow, target float64, isOp bool) {
 		if beyond {
 			c.outOps++
 		}
-	case target == targetStage:
+	case kindStage:
 		c.spreadStage = max(c.spreadStage, p.spread()-1)
 		if in && out {
 			c.decidedStages++
