@@ -14,22 +14,21 @@ import (
 // NeuPIMs' whole range over the refresh phases of testdata/neupims-phase,
 // each with the bound the test holds that distance to (docs/fidelity.md,
 // "How far NeuPIMs moves with the refresh phase"). They are what the model
-// gets wrong whatever the phase; the other 19 of the 22 held-out misses
-// lie within 20 % of NeuPIMs' range. All three are memory-bound vector ops
-// of held-out sub-batch runs, at 5 phases each (4 besides the reference):
-//   - the 7B FFN LayerNorm of stage C beside LogitSoftmax: NeuPIMs 929 to
+// gets wrong whatever the phase; the other 19 of the 21 held-out misses
+// lie within 20 % of NeuPIMs' range. Both are memory-bound vector ops of
+// the held-out 7B sub-batch run, at 5 phases (4 besides the reference):
+//   - the FFN LayerNorm of stage C beside LogitSoftmax: NeuPIMs 929 to
 //     1,135 cycles, about its unstretched time (1,081), where the model
-//     stretches it to 1,374;
-//   - the 7B GELU of stage F at 64 rows: NeuPIMs 593 to 604 cycles, barely
+//     stretches it to 1,374 (the same op in stages D and E: 999 to 1,792
+//     and 980 to 1,466 cycles);
+//   - the GELU of stage F at 64 rows: NeuPIMs 593 to 604 cycles, barely
 //     more than its reads at the bus peak, where the model charges 0.42 of
-//     its writes too (765);
-//   - the 13B GELU of stage C beside Attend: NeuPIMs 3,097 to 3,908
-//     cycles, stretched by 1.7 to 2.1, where the model stretches it by
-//     1.28 (2,374).
+//     its writes too (765), as it does for the same op after the same ops
+//     in the 64-request sub-batch-off run, where NeuPIMs takes 841 to
+//     1,045.
 var phaseMisses = map[string]float64{
-	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":    0.23, // +21.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":  0.28, // +26.7 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu": 0.25, // -23.3 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":   0.23, // +21.1 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu": 0.28, // +26.7 %
 }
 
 // phaseKey names a stage (op "(stage)") or an op ("SA <name>", "PIM
@@ -121,7 +120,7 @@ func TestFidelityRefreshPhase(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| run | stage | op | NeuPIMs cycles by refresh offset | max/min | sweep cycles | error at 0 | error range | beyond NeuPIMs' range |\n|---|---|---|---|---:|---:|---:|---:|---:|\n")
+	table.WriteString("| run | stage | op | NeuPIMs cycles by refresh offset | max/min | sweep cycles | error at 0 | error range | error vs mean | beyond NeuPIMs' range |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|\n")
 	var c phaseCounts
 	seen := map[string]bool{}
 	// row prints one total, stage or op, counts it, and fails the test when
@@ -137,8 +136,11 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		}
 		p := phaseRow{ref: ref, model: m}
 		errs := p.errs()
-		fmt.Fprintf(&table, "| %s | %s | %s | %s | %.2f | %d | %+.1f %% | %+.1f to %+.1f %% | %+.1f %% |\n",
-			name, stage, op, strings.Join(cells, " / "), p.spread(), m, 100*errs[0], 100*slices.Min(errs), 100*slices.Max(errs), 100*p.bandErr())
+		fmt.Fprintf(&table, "| %s | %s | %s | %s | %.2f | %d | %+.1f %% | %+.1f to %+.1f %% | %+.1f %% | %+.1f %% |\n",
+			name, stage, op, strings.Join(cells, " / "), p.spread(), m, 100*errs[0], 100*slices.Min(errs), 100*slices.Max(errs), 100*p.meanErr(), 100*p.bandErr())
+		if kind != kindOp && math.Abs(p.meanErr()) > target {
+			t.Errorf("%s %s %s: %+.1f %% from NeuPIMs' mean over the refresh phases (target %.0f %%)", name, stage, op, 100*p.meanErr(), 100*target)
+		}
 		c.add(p, kind)
 		key := strings.TrimSpace(name + " " + stage + " " + op)
 		be := math.Abs(p.bandErr())
@@ -165,7 +167,7 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		for _, off := range offs {
 			offCells = append(offCells, fmt.Sprint(off))
 		}
-		fmt.Fprintf(&table, "| %s | | (refresh offsets) | %s | | | | | |\n", name, strings.Join(offCells, " / "))
+		fmt.Fprintf(&table, "| %s | | (refresh offsets) | %s | | | | | | |\n", name, strings.Join(offCells, " / "))
 		var stageNames []string
 		for k := range vals {
 			if k.run == run && k.op == "(stage)" {
@@ -210,9 +212,11 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		"%d of %d ops spread beyond 1.5× (no single value is within 20 %% of every phase). "+
 		"The phase decides the front end's verdict for %d totals, %d stages and %d ops "+
 		"(ops: %d within their target at offset 0 and beyond it at another phase, %d the other way round). "+
+		"Against NeuPIMs' mean over the phases: worst total %.2f %%, worst stage %.2f %%, %d of %d ops beyond 20 %%. "+
 		"Beyond their target of NeuPIMs' whole range: %d totals, %d stages, %d ops",
 		len(runs), 100*c.spreadTotal, 100*c.spreadStage, c.wideOps, c.ops,
 		c.decidedTotals, c.decidedStages, c.lostOps+c.wonOps, c.lostOps, c.wonOps,
+		100*c.meanTotal, 100*c.meanStage, c.meanOutOps, c.ops,
 		c.outTotals, c.outStages, c.outOps)
 }
 
@@ -237,6 +241,16 @@ func (p phaseRow) spread() float64 {
 	return float64(slices.Max(p.ref)) / float64(slices.Min(p.ref))
 }
 
+// meanErr is the front end's relative error against NeuPIMs' mean over
+// the phases.
+func (p phaseRow) meanErr() float64 {
+	var sum float64
+	for _, r := range p.ref {
+		sum += float64(r)
+	}
+	return float64(p.model)/(sum/float64(len(p.ref))) - 1
+}
+
 // bandErr is how far the front end lies outside NeuPIMs' range over the
 // phases, relative to the nearer end: 0 inside [min, max].
 func (p phaseRow) bandErr() float64 {
@@ -257,6 +271,8 @@ type phaseCounts struct {
 	decidedTotals, decidedStages int     // totals and stages within target at some phase and beyond at another
 	outTotals, outStages, outOps int     // beyond target of NeuPIMs' range
 	spreadTotal, spreadStage     float64 // largest spread − 1 of a total, of a stage
+	meanOutOps                   int     // ops beyond target of NeuPIMs' mean over the phases
+	meanTotal, meanStage         float64 // largest |meanErr| of a total, of a stage
 }
 
 // phaseKind says what a phaseRow is: an iteration total, a stage or an op.
@@ -302,8 +318,12 @@ func (c *phaseCounts) add(p phaseRow, kind phaseKind) {
 		if beyond {
 			c.outOps++
 		}
+		if math.Abs(p.meanErr()) > target {
+			c.meanOutOps++
+		}
 	case kindStage:
 		c.spreadStage = max(c.spreadStage, p.spread()-1)
+		c.meanStage = max(c.meanStage, math.Abs(p.meanErr()))
 		if in && out {
 			c.decidedStages++
 		}
@@ -312,6 +332,7 @@ func (c *phaseCounts) add(p phaseRow, kind phaseKind) {
 		}
 	default:
 		c.spreadTotal = max(c.spreadTotal, p.spread()-1)
+		c.meanTotal = max(c.meanTotal, math.Abs(p.meanErr()))
 		if in && out {
 			c.decidedTotals++
 		}

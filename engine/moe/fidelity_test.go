@@ -122,31 +122,30 @@ func TestFidelity(t *testing.T) {
 // heldOutMisses are the iteration totals ("<run> total"), stages ("<run>
 // <stage> (stage)") and ops of the held-out runs that miss their target,
 // each with the bound the test holds it to (docs/fidelity.md, "Held-out
-// runs"). They record where the model does not yet generalise: 21 of 198
-// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 60 % and
+// runs"). They record where the model does not yet generalise: 20 of 198
+// memory-bound vector ops (1 to 5 % of a stage) are off by 20 to 55 % and
 // one sub-batch projection by 23 %. Every total and stage meets its target.
-// Ten of the vector ops run beside a PIM op. There a read can wait for the
+// Nine of the vector ops run beside a PIM op. There a read can wait for the
 // PIM: for its refresh slack, whose phase a closed form cannot know
 // (docs/fidelity.md, "Vector ops beside PIM work"), or for a GWRITE to its
 // address (two ops, whose modelled wait is off in size). The other vector
-// ops run with no PIM work beside them. 19 of the 22 are within 20 % of
+// ops run with no PIM work beside them. 19 of the 21 are within 20 % of
 // NeuPIMs' range over the refresh phases of testdata/neupims-phase; the
-// other 3 are phaseMisses.
+// other 2 are phaseMisses.
 var heldOutMisses = map[string]float64{
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 A SA layer0.attn.ln": 0.3,  // +28.4 %
 	"gpt3-7B sub-batch-off gen-s2-clb0-bs192 E SA layer0.ffn.ln":  0.28, // +26.6 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 A SA layer0.attn.ln":     0.28, // -26.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.gelu":    0.29, // -27.2 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 C SA layer0.ffn.ln":      0.28, // +26.3 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 D SA layer0.ffn.gelu":    0.33, // -31.1 %
-	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":    0.36, // -34.5 %
+	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.gelu":    0.28, // -26.0 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 E SA layer0.ffn.ln":      0.39, // +37.8 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.attn.proj":   0.25, // -23.1 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.gelu":    0.3,  // +28.6 %
 	"gpt3-7B sub-batch-on gen-clb0-bs128 F SA layer0.ffn.ln":      0.22, // -20.6 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu":   0.41, // -39.3 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.gelu":   0.33, // -31.3 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 C SA layer0.ffn.ln":     0.42, // +40.7 %
-	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu":   0.59, // -57.7 %
+	"gpt3-13B sub-batch-on gen-clb0-bs256 D SA layer0.ffn.gelu":   0.54, // -52.1 %
 	"gpt3-13B sub-batch-on gen-clb0-bs256 E SA layer0.ffn.res":    0.26, // -24.6 %
 
 	"gpt3-7B sub-batch-off gen-s2-rr0-bs64 A SA layer0.attn.ln":     0.28, // -26.1 %
@@ -186,10 +185,15 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 		t.Fatal("no reference runs")
 	}
 	seenMisses := map[string]bool{}
-	// limit returns the bound of key: its entry in misses, or target
-	limit := func(key string, target float64) float64 {
+	// limit returns the bound of key, whose error is e: its entry in
+	// misses, or target. A listed key that meets target fails the test, so
+	// that misses lists only what still misses.
+	limit := func(key string, e, target float64) float64 {
 		if b, ok := misses[key]; ok {
 			seenMisses[key] = true
+			if math.Abs(e) <= target {
+				t.Errorf("%s: %+.1f %%, within the %.0f %% target now; remove it from the list of misses", key, 100*e, 100*target)
+			}
 			return b
 		}
 		return target
@@ -227,7 +231,7 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 				mark = " (over 7 %)"
 			}
 			fmt.Fprintf(&table, "| %s | %s | (stage) | %d | %d | %+.1f %%%s |\n", name, st, ref, m, 100*e, mark)
-			if b := limit(name+" "+st+" (stage)", targetStage); math.Abs(e) > b {
+			if b := limit(name+" "+st+" (stage)", e, targetStage); math.Abs(e) > b {
 				t.Errorf("%s stage %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, m, ref, 100*e, 100*b)
 			}
 			modOps := gotOps[st]
@@ -257,7 +261,7 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 					mark = " (over 20 %)"
 				}
 				fmt.Fprintf(&table, "| %s | %s | %s | %d | %d | %+.1f %%%s |\n", name, st, k, refOps[k], m, 100*e, mark)
-				if b := limit(name+" "+st+" "+k, targetOp); math.Abs(e) > b {
+				if b := limit(name+" "+st+" "+k, e, targetOp); math.Abs(e) > b {
 					t.Errorf("%s stage %s op %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, k, m, refOps[k], 100*e, 100*b)
 				}
 			}
@@ -270,7 +274,7 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 			mark = " (over 3 %)"
 		}
 		fmt.Fprintf(&table, "| %s | total | | %d | %d | %+.2f %%%s |\n", name, refTotal, modTotal, 100*e, mark)
-		if b := limit(name+" total", targetTotal); math.Abs(e) > b {
+		if b := limit(name+" total", e, targetTotal); math.Abs(e) > b {
 			t.Errorf("%s: iteration %d cycles, NeuPIMs %d (%+.2f %%, limit ±%.1f %%)", name, modTotal, refTotal, 100*e, 100*b)
 		}
 	}

@@ -23,13 +23,16 @@ type Device struct {
 // queue behind the writes the ops before it left in the DRAM controller
 // (Backlog), and while the stage's PIM program is still working (until
 // PIMEnd, cycles since the stage's start; 0 when there is none) the
-// memory-bound part of an op is stretched by PIMStretched.
+// memory-bound part of an op is stretched: a GEMM's by PIMStretched, a
+// vector op's by PIMStretchedVector, which also needs where the program's
+// NeuPIMSAttend begins (AttendFrom).
 type Seq struct {
-	Dev     Device
-	Backlog float64 // writes still queued in the controller [B]
-	T       float64 // cycles since the stage's start
-	PIMEnd  float64 // end of the stage's PIM program [cycles]
-	Mem     float64 // memory-bound cycles of the ops so far, before stretching
+	Dev        Device
+	Backlog    float64 // writes still queued in the controller [B]
+	T          float64 // cycles since the stage's start
+	PIMEnd     float64 // end of the stage's PIM program [cycles]
+	AttendFrom float64 // start of its NeuPIMSAttend [cycles]; 0: Attend throughout
+	Mem        float64 // memory-bound cycles of the ops so far, before stretching
 }
 
 // OpCost is the timing and traffic of one op.
@@ -94,14 +97,14 @@ func (d *Device) RowBytes(rows, width int64) int64 {
 // whose vector units are busy compute cycles [cycles]:
 //
 //	mem    = VectorMemCycles(backlog, reads, writes)
-//	cycles = max(compute, ceil(PIMStretched(t, mem, pim_end)) + read_latency)
+//	cycles = max(compute, ceil(PIMStretchedVector(t, mem, attend_from, pim_end)) + read_latency)
 //
 // It leaves VectorBacklog(writes) for the next op.
 func (s *Seq) Vector(reads, writes, compute int64) OpCost {
 	h := &s.Dev.HBM
 	mem := VectorMemCycles(h, reads, writes, s.Backlog)
 	s.Mem += mem
-	cyc := max(compute, int64(math.Ceil(PIMStretched(s.T, mem, s.PIMEnd)))+h.ReadLatency())
+	cyc := max(compute, int64(math.Ceil(PIMStretchedVector(s.T, mem, s.AttendFrom, s.PIMEnd)))+h.ReadLatency())
 	o := OpCost{Cycles: cyc, Compute: compute, Reads: reads, Writes: writes,
 		MemBytes: s.Backlog + float64(reads) + OwnWriteShare*float64(writes)}
 	s.Backlog = VectorBacklog(writes, true)

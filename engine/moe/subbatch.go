@@ -163,7 +163,7 @@ func (h *sbHalf) ffn(s Seq, l *layer, moe bool) (Seq, int64) {
 //	stage = max(array, pim); left = max(0, backlog − (stage − array)·peak_bw)
 func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (cycles int64, left float64) {
 	before := l.hbmBytes()
-	pimT := 0.0
+	pimT, attendFrom := 0.0, 0.0
 	if w != nil && w.pimCycles > 0 {
 		logit, attend := float64(w.pimLogit), float64(w.pimCycles-w.pimLogit)
 		if !prog.empty() {
@@ -172,7 +172,7 @@ func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (
 			f := PIMSlowdown(s.Mem, logit+attend)
 			logit, attend = math.Round(logit*f), math.Round(attend*f)
 		}
-		pimT = logit + attend
+		pimT, attendFrom = logit+attend, logit
 		l.attn.cycles += int64(pimT)
 		l.attn.flops += 2 * w.macs
 		l.attn.pimBytes += w.kvBytes
@@ -181,7 +181,7 @@ func (c *config) sbStage(prog sbProgram, w *attnWork, carry float64, l *layer) (
 	var saEnd float64
 	backlog := carry
 	if !prog.empty() {
-		s, extra := prog.run(Seq{Dev: c.dev, Backlog: carry, PIMEnd: pimT}, l)
+		s, extra := prog.run(Seq{Dev: c.dev, Backlog: carry, PIMEnd: pimT, AttendFrom: attendFrom}, l)
 		saEnd, backlog = s.T+float64(extra), s.Backlog
 	}
 	end := max(saEnd, pimT)

@@ -146,6 +146,9 @@ func (r *Run) saProgram(rows int64, proj, qkv bool, pimEnd, carry, counter float
 	E, tp := r.DModel, r.TP
 	dev := r.Device()
 	seq := moe.Seq{Dev: dev, Backlog: carry, PIMEnd: pimEnd}
+	if len(pim) == 2 { // LogitSoftmax, then Attend
+		seq.AttendFrom = pim[1].from
+	}
 	// run times one op: the op's timing from seq, then the wait for a
 	// GWRITE collision, which delays the ops after it too
 	run := func(name string, readElems, writeElems int64, vector bool, op func() moe.OpCost) {
