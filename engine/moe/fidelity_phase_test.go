@@ -16,7 +16,7 @@ import (
 // "How far NeuPIMs moves with the refresh phase"). They are what the model
 // gets wrong whatever the phase; the other 19 of the 21 held-out misses
 // lie within 20 % of NeuPIMs' range. Both are memory-bound vector ops of
-// the held-out 7B sub-batch run, at 5 phases (4 besides the reference):
+// the held-out 7B sub-batch run, at 6 phases (5 besides the reference):
 //   - the FFN LayerNorm of stage C beside LogitSoftmax: NeuPIMs 929 to
 //     1,135 cycles, about its unstretched time (1,081), where the model
 //     stretches it to 1,374 (the same op in stages D and E: 999 to 1,792

@@ -19,10 +19,10 @@ import "math"
 // SAInterference, PIMInterference and VectorAttendInterference. They were
 // fitted on the 77 ops of the four reference runs (docs/fidelity.md); the
 // fit is flat around them (StreamEfficiency 0.87 to 0.89 leave every op
-// within 20 %, OwnWriteShare 0.45 or SAInterference 0.25 one op at 21 %). The GWRITE
-// collisions of sub-batch interleaving (GwriteStall) add no constant of
-// their own: their wait follows from the controller's queue sizes and the
-// PIM op's timing.
+// within 20 %, OwnWriteShare 0.45 one op at 21 %, SAInterference 0.25
+// none). The GWRITE collisions of sub-batch interleaving (GwriteStall) add
+// no constant of their own: their wait follows from the controller's queue
+// sizes and the PIM op's timing.
 
 // HBM is the DRAM (and PIM) timing the cycle model needs: the NeuPIMs memory
 // JSON's channel count, request size, page size, banks and PIM coverage,
@@ -375,7 +375,7 @@ const (
 // GEMM streams many tiles' loads at once. Fitted, like the four constants
 // above, on the shipped configurations alone (their one sub-batch run has
 // three GELUs beside Attend): the 77 shipped ops' RMS log error is lowest
-// at 0.42 to 0.44 against the reference runs and at 0.48 to 0.50 against
+// at 0.41 to 0.44 against the reference runs and at 0.48 to 0.50 against
 // NeuPIMs' mean over the refresh phases of testdata/neupims-phase
 // (docs/fidelity.md, "Vector ops beside PIM work").
 const VectorAttendInterference = 0.45
