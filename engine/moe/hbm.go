@@ -399,12 +399,13 @@ func PIMStretched(t, base, pimEnd float64) float64 {
 // whose NeuPIMSAttend runs from attendFrom to pimEnd [cycles since the
 // stage's start], after its NeuPIMSLogitSoftmax: the part of the op before
 // attendFrom stretches by 1 + SAInterference, the part from attendFrom to
-// pimEnd by 1 + VectorAttendInterference, the rest not at all:
+// pimEnd by 1 + VectorAttendInterference, the rest not at all. With
+// fl = 1 + SAInterference, fa = 1 + VectorAttendInterference [cycles]:
 //
-//	w = PIMStretched(t, base, attendFrom)   (attendFrom ≤ t: w = 0)
-//	cycles = w + stretched(t + w, base − done(w), pimEnd, 1 + VectorAttendInterference)
+//	base·fl                              if t + base·fl ≤ attendFrom
+//	w + stretched(t + w, base − w/fl, pimEnd, fa)   else, w = max(0, attendFrom − t)
 //
-// where done(w) is the base cycles the first part completed.
+// (stretched: the same rule with one factor, as PIMStretched states it).
 func PIMStretchedVector(t, base, attendFrom, pimEnd float64) float64 {
 	if base <= 0 || t >= pimEnd {
 		return max(0, base)
