@@ -49,6 +49,7 @@ type RunOptions struct {
 	ToolVersion string        // stored in part metadata
 	Resume      string        // the command that resumes, for messages
 	KeepWork    bool          // keep the work folders of successful points (external engines)
+	MixStudies  bool          // add the points to a dataset written from another study (else refused)
 }
 
 // Result summarises a run.
@@ -166,7 +167,13 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 	}
 	res.Plan = pl
 	if !o.Discard {
-		if other := otherStudy(o.Out, s.Name); other != "" {
+		// another study's dataset is most likely a wrong --out: adding
+		// these points would leave one dataset of two studies, whose
+		// status and charts follow only the newest
+		if other := OtherStudy(o.Out, s.Name); other != "" {
+			if !o.MixStudies {
+				return nil, &InputError{Key: "--out", Msg: fmt.Sprintf("%s holds rows of study %q, and this is study %q; run it into another folder, or pass --mix-studies to add its points to that dataset", o.Out, other, s.Name)}
+			}
 			logf("note: %s holds rows of study %q; this run adds the points of study %q to them (best, pareto and report read every row; status checks the newest study)", o.Out, other, s.Name)
 		}
 		if err := dropSuperseded(ctx, o.Out, pl, logf); err != nil {
@@ -421,10 +428,11 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 	return res, nil
 }
 
-// otherStudy is the name of the study the newest part of the dataset in
-// dir was written from, if it is not name ("" if it is, or if there is no
-// readable part).
-func otherStudy(dir, name string) string {
+// OtherStudy is the name of a study other than name that a part of the
+// dataset in dir was written from, the newest such part's ("" if every
+// readable part is of study name, or there is none). Run refuses such a
+// dataset unless RunOptions.MixStudies.
+func OtherStudy(dir, name string) string {
 	parts, err := dataset.Parts(dir)
 	if err != nil {
 		return ""
@@ -437,7 +445,6 @@ func otherStudy(dir, name string) string {
 		if n := m[dataset.MetaStudyName]; n != name {
 			return n
 		}
-		return ""
 	}
 	return ""
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,28 +299,64 @@ func TestInvalidStudyLeavesNoFolder(t *testing.T) {
 	}
 }
 
-// TestAnotherStudyIsNoted: a run into a folder written from another study
-// says so (the rows of both are kept side by side).
-func TestAnotherStudyIsNoted(t *testing.T) {
+// TestAnotherStudyIsRefused: a run into a folder written from another
+// study is refused as bad input (--out), leaving the folder as it was;
+// with MixStudies (--mix-studies) it adds its rows and says so.
+func TestAnotherStudyIsRefused(t *testing.T) {
 	f := &fakeEngine{version: "1", failEvery: 1}
 	withFake(t, f)
 	dir := t.TempDir()
 	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir}); err != nil {
 		t.Fatal(err)
 	}
+	before := snapshot(t, dir)
 	s := fakeStudy(t, 7)
 	s.Name = "other"
+	var ie *InputError
+	_, err := Run(context.Background(), s, RunOptions{Out: dir})
+	if !errors.As(err, &ie) || ie.Key != "--out" || !strings.Contains(err.Error(), `holds rows of study "fake", and this is study "other"`) {
+		t.Fatalf("run of another study: %v", err)
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Fatalf("the refused run changed the folder:\nbefore %v\nafter  %v", before, after)
+	}
 	var log strings.Builder
-	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log}); err != nil {
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log, MixStudies: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), `holds rows of study "fake"; this run adds the points of study "other"`) {
 		t.Fatalf("log: %q", log.String())
 	}
 	log.Reset()
-	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log}); err != nil || strings.Contains(log.String(), "holds rows of study") {
-		t.Fatalf("a resume of the same study: %v %q", err, log.String())
+	if _, err := Run(context.Background(), s, RunOptions{Out: dir, Log: &log, MixStudies: true}); err != nil || !strings.Contains(log.String(), "holds rows of study") {
+		t.Fatalf("a resume of the mixed dataset: %v %q", err, log.String())
 	}
+	// the first study, run again, finds the other one's rows too
+	if _, err := Run(context.Background(), fakeStudy(t, 5), RunOptions{Out: dir}); !errors.As(err, &ie) || !strings.Contains(err.Error(), `holds rows of study "other"`) {
+		t.Fatalf("run of the first study into the mixed folder: %v", err)
+	}
+}
+
+// snapshot maps every file under dir but the run locks (.lock*, which a
+// run takes whether it writes or not) to its size and modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".lock") {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		m[p] = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // TestOtherShardingIsRefused checks that runs whose point sets overlap do

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -374,5 +375,39 @@ func TestHelp(t *testing.T) {
 	out, _, code := runCLI(t, "help")
 	if code != 0 || !strings.Contains(out, "Verbs:") {
 		t.Errorf("help: %d %s", code, out)
+	}
+}
+
+// TestRunIntoAnotherStudysFolder: running a study into a folder that holds
+// another study's dataset is refused with exit 2, naming --out and both
+// studies, and leaves the dataset as it was; plan says so beforehand, and
+// --mix-studies adds the points.
+func TestRunIntoAnotherStudysFolder(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ds")
+	if _, errs, code := runCLI(t, "run", "../../studies/seed-moe.toml", "--out", out, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatalf("first run: %d %s", code, errs)
+	}
+	other := filepath.Join(dir, "other.toml")
+	study := "[study]\nname = \"other\"\nengine = \"moe\"\n[base]\nmodel = \"gpt3-7B\"\nhardware = \"neupims\"\n[axes]\nbatch_size = [64, 128]\n"
+	if err := os.WriteFile(other, []byte(study), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, n := rowsOf(t, out)
+	_, errs, code := runCLI(t, "run", other, "--out", out, "--progress", "none")
+	if code != 2 || !strings.Contains(errs, "--out: "+out+` holds rows of study "seed-moe", and this is study "other"`) || !strings.Contains(errs, "--mix-studies") {
+		t.Fatalf("run of another study: exit %d, stderr %q", code, errs)
+	}
+	if after, m := rowsOf(t, out); m != n || !maps.Equal(before, after) {
+		t.Fatalf("the refused run changed the dataset: %d rows, then %d", n, m)
+	}
+	if stdout, errs, code := runCLI(t, "plan", other, "--out", out); code != 0 || !strings.Contains(stdout, `holds rows of study "seed-moe"; sweep run refuses`) {
+		t.Fatalf("plan: exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+	if _, errs, code := runCLI(t, "run", other, "--out", out, "--progress", "none", "--quiet", "--mix-studies"); code != 0 || !strings.Contains(errs, `this run adds the points of study "other"`) {
+		t.Fatalf("run with --mix-studies: exit %d, stderr %q", code, errs)
+	}
+	if _, m := rowsOf(t, out); m != n+2 {
+		t.Fatalf("%d rows after --mix-studies, want %d", m, n+2)
 	}
 }

@@ -30,6 +30,7 @@ type runOptions struct {
 	ProgressEvery time.Duration
 	Quiet         bool
 	KeepWork      bool
+	MixStudies    bool
 	CPUProfile    string
 }
 
@@ -71,6 +72,7 @@ func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.ProgressEvery, "progress-every", 5*time.Second, "interval of progress lines")
 	fs.BoolVar(&o.Quiet, "quiet", false, "print no summary")
 	fs.BoolVar(&o.KeepWork, "keep-work", false, "engine = \"command\": keep every point's work folder (<dataset>/_work/), not only failed ones")
+	fs.BoolVar(&o.MixStudies, "mix-studies", false, "add the points to a --out folder that holds another study's rows (refused otherwise)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) to `file`")
 	return fs
 }
@@ -123,6 +125,7 @@ func runRun(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 		Out: o.Out, Jobs: o.Jobs, Shard: sh, RetryFailed: o.RetryFailed, Force: o.Force,
 		FlushRows: o.FlushRows, FlushEvery: o.FlushEvery, Discard: o.Discard,
 		Progress: prog, Log: stderr, ToolVersion: version, Resume: resume, KeepWork: o.KeepWork,
+		MixStudies: o.MixStudies,
 	})
 	if res != nil && !o.Quiet {
 		summary(stdout, s, res, o.Discard)
