@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,6 +84,9 @@ func compact(ctx context.Context, w io.Writer, dir string, o dataset.CompactOpti
 		default:
 			fmt.Fprintf(w, "compact: %s: %d parts -> %d in %s\n", dir, res.PartsBefore, res.PartsAfter, time.Since(t0).Round(time.Millisecond))
 		}
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return &InterruptedError{Msg: fmt.Sprintf("compact of %s interrupted; every row is still there, once; run sweep compact %s again to finish", dir, dir)}
 	}
 	return err
 }

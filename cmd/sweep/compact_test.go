@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +36,18 @@ func TestCompactVerb(t *testing.T) {
 	}
 	if p, _ := dataset.Parts(dir); len(p) != len(parts) {
 		t.Fatal("dry run merged")
+	}
+	// an interrupted compaction says how to finish, exits 130 and loses
+	// no row
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var errb bytes.Buffer
+	err := compact(ctx, io.Discard, dir, dataset.CompactOptions{TargetSize: 64 << 20})
+	if code := exitCode(err, &errb); code != 130 || !strings.Contains(errb.String(), "interrupted") || !strings.Contains(errb.String(), "run sweep compact "+dir+" again") {
+		t.Fatalf("interrupted compact: exit %d, %s", code, errb.String())
+	}
+	if mid, n := rowsOf(t, dir); n != 180 || !maps.Equal(before, mid) {
+		t.Fatalf("after an interrupted compact: %d rows", n)
 	}
 	// not under a run
 	run, err := dataset.LockShared(context.Background(), dir, nil)

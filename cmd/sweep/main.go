@@ -110,6 +110,12 @@ func (e *UsageError) Error() string { return e.Msg }
 
 func usageErr(msg string) error { return &UsageError{Msg: msg} }
 
+// InterruptedError is a verb other than run stopped by a signal (exit
+// status 130); Msg says what state it left and how to finish.
+type InterruptedError struct{ Msg string }
+
+func (e *InterruptedError) Error() string { return e.Msg }
+
 // exitCode maps an error to the process exit status, printing it:
 // 0 ok, 1 failure, 2 bad input (flags, study files, referenced files),
 // 130 interrupted.
@@ -128,8 +134,9 @@ func exitCode(err error, stderr io.Writer) int {
 	var ir *sweep.Interrupted
 	var le *sweep.LockedError
 	var se *sweep.ShardingError
+	var ce *InterruptedError
 	switch {
-	case errors.As(err, &ir):
+	case errors.As(err, &ir), errors.As(err, &ce):
 		return 130
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &pe), errors.As(err, &fe):
 		return 2

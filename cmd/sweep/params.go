@@ -11,8 +11,12 @@ import (
 
 func runParams(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	fs := newFlags("params", "params\n\nLists the embedded engine's parameters (study keys, --set names, dataset\ncolumns) with kinds, units and defaults, then its metrics.", stdout)
-	if _, err := parseFlags(fs, args); err != nil {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return handleHelp(fs, err)
+	}
+	if len(pos) > 0 {
+		return usageErr(fmt.Sprintf("params: unexpected argument %q (it takes none)", pos[0]))
 	}
 	e := moe.New()
 	fmt.Fprintf(stdout, "Parameters of engine %s (model version %s):\n", e.Name(), e.Version())

@@ -45,6 +45,8 @@ func (o *runOptions) check() error {
 		return fmt.Errorf("--flush-rows %d: must be at least 1", o.FlushRows)
 	case o.FlushEvery <= 0:
 		return fmt.Errorf("--flush-every %v: must be positive", o.FlushEvery)
+	case o.ProgressEvery <= 0:
+		return fmt.Errorf("--progress-every %v: must be positive", o.ProgressEvery)
 	case o.Shard != "":
 		if _, err := sweep.ParseShard(o.Shard); err != nil {
 			return fmt.Errorf("--shard: %v", err)
@@ -65,8 +67,8 @@ func runFlags(o *runOptions, stdout io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Shard, "shard", "", "run only shard `i/N` of the study (deterministic, disjoint)")
 	fs.BoolVar(&o.RetryFailed, "retry-failed", false, "rerun points whose last row failed")
 	fs.BoolVar(&o.Force, "force", false, "run a study larger than its max_points")
-	fs.IntVar(&o.FlushRows, "flush-rows", sweep.DefaultFlushRows, "write part files every `N` rows (split over the --jobs workers)")
-	fs.DurationVar(&o.FlushEvery, "flush-every", 30*time.Second, "... or at least this often")
+	fs.IntVar(&o.FlushRows, "flush-rows", sweep.DefaultFlushRows, "write part files every `N` rows (split over the --jobs workers), or --flush-every, whichever comes first")
+	fs.DurationVar(&o.FlushEvery, "flush-every", 30*time.Second, "write part files at least this often, or every --flush-rows rows, whichever comes first")
 	fs.BoolVar(&o.Discard, "discard", false, "evaluate but write nothing (measures engine + runner)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", 5*time.Second, "interval of progress lines")

@@ -26,7 +26,7 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func runSim(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	var o simOptions
-	fs := newFlags("sim", "sim [--set name=value ...] [--model-config FILE] [--json]\n\nEvaluates one point on the embedded simulator. Unset parameters take their\ndefaults (the seed point: d_model 4096, 64 experts would be --set num_experts=64).\nSee `sweep params` for every name.", stdout)
+	fs := newFlags("sim", "sim [--set name=value ...] [--model-config FILE] [--json]\n\nEvaluates one point on the embedded simulator. Unset parameters take their\ndefaults: a dense GPT-3-7B-sized layer stack (d_model 4096, num_experts 0) on\nthe neupims hardware, 512 requests of KV length 512; --set num_experts=64\nmakes it a MoE. See `sweep params` for every name and default.", stdout)
 	fs.Var((*multiFlag)(&o.Sets), "set", "parameter `name=value` (repeatable)")
 	fs.StringVar(&o.ModelConfig, "model-config", "", "model config JSON `file`: NeuPIMs' model config or a Hugging Face config.json (sets model_config)")
 	fs.BoolVar(&o.JSON, "json", false, "print every input and metric as one JSON object")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/sweep-dse/sweep/sweep"
@@ -82,6 +83,9 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	if o.MaxArraySize < 0 {
 		return usageErr(fmt.Sprintf("--max-array-size %d: must be positive", o.MaxArraySize))
 	}
+	if o.Time != "" && !slurmTime.MatchString(o.Time) {
+		return usageErr(fmt.Sprintf("--time %q: want a Slurm time limit: minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds, or UNLIMITED", o.Time))
+	}
 	if err := checkRunFlags(pos[1:]); err != nil {
 		return err
 	}
@@ -94,6 +98,9 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	return slurm(ctx, stdout, pos[0], pos[1:], o, command)
 }
 
+// slurmTime is a time limit in one of the forms sbatch --time takes.
+var slurmTime = regexp.MustCompile(`^(\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|(?i:unlimited|infinite))$`)
+
 func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o slurmOptions, command string) error {
 	s, err := sweep.Load(study)
 	if err != nil {
@@ -104,6 +111,9 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 	pl, err := sweep.Expand(ctx, s, "", sweep.PlanOptions{Force: hasFlag(runArgs, "force")})
 	if err != nil {
 		return err
+	}
+	if int64(o.Tasks) > pl.Points {
+		return usageErr(fmt.Sprintf("--tasks %d: the study has %d points; at most one task per point", o.Tasks, pl.Points))
 	}
 	exe := o.SweepBin
 	if exe == "" {
@@ -131,6 +141,9 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 				source = fmt.Sprintf("from --max-array-size; the cluster allows %d", n)
 			}
 		} else {
+			if o.MaxArraySize == 0 {
+				source = "Slurm's default; scontrol could not tell the cluster's"
+			}
 			fmt.Fprintf(w, "note: %v; using MaxArraySize %d\n", err, maxArray)
 		}
 	}

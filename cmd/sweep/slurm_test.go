@@ -195,6 +195,9 @@ func TestSlurmUsageErrors(t *testing.T) {
 		{"slurm", seedStudy, "--cpus", "0"},
 		{"slurm", seedStudy, "--cpus", "2048"}, // every task's sweep run would refuse --jobs 2048
 		{"slurm", seedStudy, "--parallel", "-1"},
+		{"slurm", seedStudy, "--time", "abc"},
+		{"slurm", seedStudy, "--time", "1:00:00:00"},
+		{"slurm", seedStudy, "--sweep-bin", sweepBin, "--out", t.TempDir(), "--tasks", "181"}, // the seed study has 180 points
 		{"slurm", seedStudy, "--nope"},
 		{"slurm", "no-such-study.toml", "--sweep-bin", sweepBin},
 		{"slurm", seedStudy, "--sweep-bin", "/nonexistent/sweep"},
@@ -230,5 +233,20 @@ func TestSlurmRefusesWhileAnotherShardingWrites(t *testing.T) {
 	_, errs, code := runCLI(t, "slurm", seedStudy, "--tasks", "4", "--out", out, "--sweep-bin", sweepBin, "--submit")
 	if code != 1 || !strings.Contains(errs, "being written by a sweep run without --shard") {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+// TestSlurmTimeForms: --time takes every form sbatch --time documents and
+// nothing else.
+func TestSlurmTimeForms(t *testing.T) {
+	for _, v := range []string{"30", "30:15", "1:00:00", "2-12", "2-12:30", "2-12:30:15", "UNLIMITED", "infinite"} {
+		if !slurmTime.MatchString(v) {
+			t.Errorf("--time %q refused", v)
+		}
+	}
+	for _, v := range []string{"abc", "1h", "1:00:00:00", "-5", "1-", "1:", "1.5", " 10"} {
+		if slurmTime.MatchString(v) {
+			t.Errorf("--time %q accepted", v)
+		}
 	}
 }
