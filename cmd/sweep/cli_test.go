@@ -414,4 +414,11 @@ func TestRunIntoAnotherStudysFolder(t *testing.T) {
 	if _, m := rowsOf(t, out); m != n+2 {
 		t.Fatalf("%d rows after --mix-studies, want %d", m, n+2)
 	}
+	// status checks one study and names the one it leaves out
+	if stdout, errs, code := runCLI(t, "status", out, "--verify"); code != 0 || !strings.Contains(stdout, "study:   other: 2 points") || !strings.Contains(stdout, `also holds rows of study "seed-moe", which this check leaves out`) {
+		t.Fatalf("status of the mixed dataset: exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+	if stdout, errs, code := runCLI(t, "status", out, "--study", "../../studies/seed-moe.toml"); code != 0 || !strings.Contains(stdout, `also holds rows of study "other"`) {
+		t.Fatalf("status --study of the mixed dataset: exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
 }

@@ -149,6 +149,9 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	if s != nil {
 		pending := pl.Points - pl.Done - pl.Failed
 		fmt.Fprintf(w, "study:   %s: %d points: %d done, %d failed, %d pending\n", s.Name, pl.Points, pl.Done, pl.Failed, pending)
+		if other := sweep.OtherStudy(dir, s.Name); other != "" {
+			fmt.Fprintf(w, "note:    the dataset also holds rows of study %q, which this check leaves out\n", other)
+		}
 		if pending > 0 {
 			problems = append(problems, fmt.Sprintf("%d points missing", pending))
 		}
