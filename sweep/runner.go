@@ -430,8 +430,10 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 
 // OtherStudy is the name of a study other than name that a part of the
 // dataset in dir was written from, the newest such part's ("" if every
-// readable part is of study name, or there is none). Run refuses such a
-// dataset unless RunOptions.MixStudies.
+// readable part that names its study is of study name, or there is none).
+// Run refuses such a dataset unless RunOptions.MixStudies. It reads every
+// part's footer, as Expand reads every part's IDs (parts of one run in one
+// process and second share a name stem, so their names cannot stand in).
 func OtherStudy(dir, name string) string {
 	parts, err := dataset.Parts(dir)
 	if err != nil {
@@ -442,7 +444,7 @@ func OtherStudy(dir, name string) string {
 		if err != nil {
 			continue
 		}
-		if n := m[dataset.MetaStudyName]; n != name {
+		if n := m[dataset.MetaStudyName]; n != "" && n != name {
 			return n
 		}
 	}

@@ -18,6 +18,7 @@ import (
 // slurmOptions are the flags of `sweep slurm`.
 type slurmOptions struct {
 	Tasks        int
+	TasksSet     bool // --tasks given; else a study of fewer points gets one task per point
 	Parallel     int
 	Partition    string
 	Time         string
@@ -54,7 +55,7 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 		"failure runs only the missing points.\n\n"+
 		"The sweep binary, the study and the folder must be reachable at the same\n"+
 		"paths on the compute nodes (a shared file system).", stdout)
-	fs.IntVar(&o.Tasks, "tasks", 8, "array tasks = shards of the study")
+	fs.IntVar(&o.Tasks, "tasks", 8, "array tasks = shards of the study (default: 8, or one per point for fewer points)")
 	fs.IntVar(&o.Parallel, "parallel", 0, "at most this many tasks at once (0: as many as Slurm allows)")
 	fs.StringVar(&o.Partition, "partition", "", "Slurm partition (default: the cluster's default)")
 	fs.StringVar(&o.Time, "time", "", "time limit per task, as sbatch --time takes it (e.g. 1:00:00)")
@@ -71,6 +72,7 @@ func runSlurm(ctx context.Context, stdout, stderr io.Writer, args []string) erro
 	if len(pos) < 1 {
 		return usageErr("slurm: want a study file (see `sweep slurm --help`)")
 	}
+	fs.Visit(func(f *flag.Flag) { o.TasksSet = o.TasksSet || f.Name == "tasks" })
 	if o.Tasks < 1 {
 		return usageErr(fmt.Sprintf("--tasks %d: must be at least 1", o.Tasks))
 	}
@@ -113,7 +115,10 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 		return err
 	}
 	if int64(o.Tasks) > pl.Points {
-		return usageErr(fmt.Sprintf("--tasks %d: the study has %d points; at most one task per point", o.Tasks, pl.Points))
+		if o.TasksSet {
+			return usageErr(fmt.Sprintf("--tasks %d: the study has %d points; at most one task per point", o.Tasks, pl.Points))
+		}
+		o.Tasks = int(pl.Points)
 	}
 	exe := o.SweepBin
 	if exe == "" {
@@ -151,6 +156,10 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 	out := o.Out
 	if out == "" {
 		out = sweep.DefaultOut(s)
+	}
+	// every task's sweep run would refuse it
+	if other := sweep.OtherStudy(out, s.Name); other != "" && !hasFlag(runArgs, "mix-studies") {
+		return &sweep.InputError{Key: "--out", Msg: fmt.Sprintf("%s holds rows of study %q, and this is study %q; use another folder, or pass -- --mix-studies to add its points to that dataset", out, other, s.Name)}
 	}
 	if other, busy := sweep.OtherShardingBusy(out, o.Tasks); busy && o.Submit {
 		return &sweep.ShardingError{Dir: out, N: o.Tasks, Other: other}

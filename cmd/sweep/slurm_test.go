@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -248,5 +249,38 @@ func TestSlurmTimeForms(t *testing.T) {
 		if slurmTime.MatchString(v) {
 			t.Errorf("--time %q accepted", v)
 		}
+	}
+}
+
+// TestSlurmSmallStudyAndOtherStudy: a study of fewer points than the
+// default 8 tasks gets one task per point (an explicit --tasks beyond the
+// points is refused, TestSlurmUsageErrors); a --out folder holding another
+// study's rows is refused as every task's sweep run would refuse it,
+// unless -- --mix-studies is passed on.
+func TestSlurmSmallStudyAndOtherStudy(t *testing.T) {
+	noSlurm(t)
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small.toml")
+	study := "[study]\nname = \"small\"\nengine = \"moe\"\n[base]\nmodel = \"gpt3-7B\"\nhardware = \"neupims\"\n[axes]\nbatch_size = [64, 128]\n"
+	if err := os.WriteFile(small, []byte(study), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, errs, code := runCLI(t, "slurm", small, "--out", filepath.Join(dir, "small"), "--sweep-bin", sweepBin)
+	if code != 0 || !strings.Contains(stdout, "2 points in 2 shards") || !strings.Contains(stdout, "--array=0-1") {
+		t.Fatalf("slurm of a 2-point study: exit %d\n%s%s", code, stdout, errs)
+	}
+	seed := filepath.Join(dir, "seed")
+	if _, errs, code := runCLI(t, "run", seedStudy, "--out", seed, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatalf("run: %s", errs)
+	}
+	stdout, errs, code = runCLI(t, "slurm", small, "--out", seed, "--sweep-bin", sweepBin)
+	if code != 2 || !strings.Contains(errs, `--out: `+seed+` holds rows of study "seed-moe", and this is study "small"`) {
+		t.Fatalf("slurm into another study's folder: exit %d\n%s%s", code, stdout, errs)
+	}
+	if _, err := os.Stat(filepath.Join(seed, "slurm")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused slurm wrote scripts: %v", err)
+	}
+	if stdout, errs, code := runCLI(t, "slurm", small, "--out", seed, "--sweep-bin", sweepBin, "--", "--mix-studies"); code != 0 {
+		t.Fatalf("slurm -- --mix-studies: exit %d\n%s%s", code, stdout, errs)
 	}
 }

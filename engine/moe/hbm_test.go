@@ -63,6 +63,8 @@ func TestPIMStretchedVector(t *testing.T) {
 		{"past the program's end", 0, 200, 0, 145, 145 + 200 - 145/fa},
 		// all three spans: 100 at fl, 300 at fa, then the rest at 1
 		{"across both ends", 0, 500, 100, 400, 400 + 500 - 100/fl - 300/fa},
+		// Attend would begin after the program ends: LogitSoftmax to the end
+		{"Attend from beyond the end", 0, 500, 600, 400, 400 + 500 - 400/fl},
 	} {
 		if got := PIMStretchedVector(c.t, c.base, c.attendFrom, c.pimEnd); !near(got, c.want) {
 			t.Errorf("%s: PIMStretchedVector(%v, %v, %v, %v) = %v, want %v", c.name, c.t, c.base, c.attendFrom, c.pimEnd, got, c.want)

@@ -1,6 +1,7 @@
 package moe
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -68,5 +69,42 @@ func TestSplit(t *testing.T) {
 			halves.writes != whole.writes || halves.rows != whole.rows {
 			t.Fatalf("halves %+v, whole batch %+v", halves, whole)
 		}
+	}
+}
+
+// TestSubBatchStageStretchesVectorOpsBesideAttend checks that sbStage
+// tells its array program where NeuPIMSAttend begins (Seq.AttendFrom):
+// beside a PIM program that outlasts it, the dense FFN of a half has the
+// same ops, op for op, as a replay of the program with that AttendFrom,
+// and the same PIM time as all Attend costs it more than as all
+// LogitSoftmax (its vector ops stretch by 1 + VectorAttendInterference
+// instead of 1 + SAInterference).
+func TestSubBatchStageStretchesVectorOpsBesideAttend(t *testing.T) {
+	e := New()
+	c := e.config(point(t, e, map[string]any{"batch_size": 256, "n_layers": 2}))
+	h := sbHalf{c: c}
+	h.c.batch = c.batch / 2
+	prog := sbProgram{ffn: &h}
+	// the array program alone, to size a PIM program that outlasts it
+	alone, _ := prog.run(Seq{Dev: c.dev}, &layer{})
+	pim := int64(4 * alone.T)
+	ffn := func(logit int64) stageE {
+		var l layer
+		c.sbStage(prog, &attnWork{pimCycles: pim, pimLogit: logit}, 0, &l)
+		// the replay: sbStage's PIM program, slowed by the array's traffic
+		f := PIMSlowdown(alone.Mem, float64(pim))
+		lo, at := math.Round(float64(logit)*f), math.Round(float64(pim-logit)*f)
+		var r layer
+		prog.run(Seq{Dev: c.dev, PIMEnd: lo + at, AttendFrom: lo}, &r)
+		if l.e != r.e {
+			t.Fatalf("LogitSoftmax %d of %d PIM cycles: the stage's FFN %+v, its replay %+v", logit, pim, l.e, r.e)
+		}
+		return l.e
+	}
+	// Attend from the middle of the array program on
+	asLogit, asAttend, mid := ffn(pim), ffn(0), ffn(int64(alone.T/2))
+	if asAttend.dense.cycles <= asLogit.dense.cycles || mid.dense.cycles < asLogit.dense.cycles || mid.dense.cycles > asAttend.dense.cycles {
+		t.Fatalf("FFN cycles beside all Attend %d, Attend from mid-program %d, all LogitSoftmax %d: want the last below the first, the middle between",
+			asAttend.dense.cycles, mid.dense.cycles, asLogit.dense.cycles)
 	}
 }
