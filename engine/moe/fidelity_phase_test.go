@@ -214,10 +214,10 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		"(ops: %d within their target at offset 0 and beyond it at another phase, %d the other way round). "+
 		"Against NeuPIMs' mean over the phases: worst total %.2f %%, worst stage %.2f %%, %d of %d ops beyond 20 %%. "+
 		"Beyond their target of NeuPIMs' whole range: %d totals, %d stages, %d ops",
-		len(runs), 100*c.spreadTotal, 100*c.spreadStage, c.wideOps, c.ops,
-		c.decidedTotals, c.decidedStages, c.lostOps+c.wonOps, c.lostOps, c.wonOps,
-		100*c.meanTotal, 100*c.meanStage, c.meanOutOps, c.ops,
-		c.outTotals, c.outStages, c.outOps)
+		len(runs), 100*c.totals.spread, 100*c.stages.spread, c.wideOps, c.ops,
+		c.totals.decided, c.stages.decided, c.lostOps+c.wonOps, c.lostOps, c.wonOps,
+		100*c.totals.mean, 100*c.stages.mean, c.meanOutOps, c.ops,
+		c.totals.out, c.stages.out, c.outOps)
 }
 
 // phaseRow is one total, stage or op: NeuPIMs' cycles at each refresh
@@ -266,13 +266,20 @@ func (p phaseRow) bandErr() float64 {
 
 // phaseCounts are TestFidelityRefreshPhase's summary figures.
 type phaseCounts struct {
-	ops, wideOps                 int     // ops; ops whose spread is beyond 1.5
-	lostOps, wonOps              int     // ops within target at offset 0 and beyond at another phase; the other way round
-	decidedTotals, decidedStages int     // totals and stages within target at some phase and beyond at another
-	outTotals, outStages, outOps int     // beyond target of NeuPIMs' range
-	spreadTotal, spreadStage     float64 // largest spread − 1 of a total, of a stage
-	meanOutOps                   int     // ops beyond target of NeuPIMs' mean over the phases
-	meanTotal, meanStage         float64 // largest |meanErr| of a total, of a stage
+	ops, wideOps    int // ops; ops whose spread is beyond 1.5
+	lostOps, wonOps int // ops within target at offset 0 and beyond at another phase; the other way round
+	outOps          int // ops beyond target of NeuPIMs' range
+	totals, stages  levelCounts
+	meanOutOps      int // ops beyond target of NeuPIMs' mean over the phases
+}
+
+// levelCounts are phaseCounts' figures of the iteration totals, or of the
+// stages.
+type levelCounts struct {
+	decided int     // within target at some phase and beyond at another
+	out     int     // beyond target of NeuPIMs' range
+	spread  float64 // largest spread − 1
+	mean    float64 // largest |meanErr|
 }
 
 // phaseKind says what a phaseRow is: an iteration total, a stage or an op.
@@ -321,23 +328,18 @@ func (c *phaseCounts) add(p phaseRow, kind phaseKind) {
 		if math.Abs(p.meanErr()) > target {
 			c.meanOutOps++
 		}
-	case kindStage:
-		c.spreadStage = max(c.spreadStage, p.spread()-1)
-		c.meanStage = max(c.meanStage, math.Abs(p.meanErr()))
-		if in && out {
-			c.decidedStages++
-		}
-		if beyond {
-			c.outStages++
-		}
 	default:
-		c.spreadTotal = max(c.spreadTotal, p.spread()-1)
-		c.meanTotal = max(c.meanTotal, math.Abs(p.meanErr()))
+		lv := &c.totals
+		if kind == kindStage {
+			lv = &c.stages
+		}
+		lv.spread = max(lv.spread, p.spread()-1)
+		lv.mean = max(lv.mean, math.Abs(p.meanErr()))
 		if in && out {
-			c.decidedTotals++
+			lv.decided++
 		}
 		if beyond {
-			c.outTotals++
+			lv.out++
 		}
 	}
 }
