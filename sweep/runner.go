@@ -172,7 +172,7 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		// status and charts follow only the newest
 		if other := OtherStudy(o.Out, s.Name); other != "" {
 			if !o.MixStudies {
-				return nil, &InputError{Key: "--out", Msg: fmt.Sprintf("%s holds rows of study %q, and this is study %q; run it into another folder, or pass --mix-studies to add its points to that dataset", o.Out, other, s.Name)}
+				return nil, OtherStudyError(o.Out, other, s.Name, "--mix-studies")
 			}
 			logf("note: %s holds rows of study %q; this run adds the points of study %q to them (best, pareto and report read every row; status checks the newest study)", o.Out, other, s.Name)
 		}
@@ -426,6 +426,13 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		return res, &Interrupted{Done: pl.Done + res.OK, Total: pl.Points, Resume: o.Resume}
 	}
 	return res, nil
+}
+
+// OtherStudyError is the bad input of running study name into dir, which
+// holds rows of study other: it names --out, both studies, and the flag
+// (mix) that adds the points all the same.
+func OtherStudyError(dir, other, name, mix string) error {
+	return &InputError{Key: "--out", Msg: fmt.Sprintf("%s holds rows of study %q, and this is study %q; run it into another folder, or pass %s to add its points to that dataset", dir, other, name, mix)}
 }
 
 // OtherStudy is the name of a study other than name that a part of the

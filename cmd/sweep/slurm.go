@@ -159,7 +159,7 @@ func slurm(ctx context.Context, w io.Writer, study string, runArgs []string, o s
 	}
 	// every task's sweep run would refuse it
 	if other := sweep.OtherStudy(out, s.Name); other != "" && !hasFlag(runArgs, "mix-studies") {
-		return &sweep.InputError{Key: "--out", Msg: fmt.Sprintf("%s holds rows of study %q, and this is study %q; use another folder, or pass -- --mix-studies to add its points to that dataset", out, other, s.Name)}
+		return sweep.OtherStudyError(out, other, s.Name, "-- --mix-studies")
 	}
 	if other, busy := sweep.OtherShardingBusy(out, o.Tasks); busy && o.Submit {
 		return &sweep.ShardingError{Dir: out, N: o.Tasks, Other: other}
