@@ -162,7 +162,8 @@ func TestFidelityRefreshPhase(t *testing.T) {
 		}
 		name := run.model + " " + run.sys + " " + run.trace
 		offs := append([]int64{0}, offsets[run]...)
-		gotStages, gotOps := frontEnd(t, run, tf)
+		fe := frontEnd(t, run, tf)
+		gotStages, gotOps := fe.stages, fe.ops
 		var offCells []string
 		for _, off := range offs {
 			offCells = append(offCells, fmt.Sprint(off))

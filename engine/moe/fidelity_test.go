@@ -201,14 +201,16 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 	var table strings.Builder
 	table.WriteString("| run | stage | op | NeuPIMs cycles | sweep cycles | error |\n|---|---|---|---:|---:|---:|\n")
 	var worstTotal, worstStage, worstOp float64
-	var opMisses, nOps, stageMisses, totalMisses int
+	var opMisses, nOps, stageMisses, totalMisses, farOps, farMisses int
+	var missShifts []string
 	for _, run := range runs {
 		tf, ok := traceFiles[run.trace]
 		if !ok {
 			t.Fatalf("no trace file for %q", run.trace)
 		}
 		name := run.model + " " + run.sys + " " + run.trace
-		got, gotOps := frontEnd(t, run, tf)
+		fe := frontEnd(t, run, tf)
+		got := fe.stages
 		var refTotal, modTotal int64
 		for _, s := range stages {
 			if (refRun{s["model"], s["sys_config"], s["trace"]}) != run {
@@ -234,15 +236,16 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 			if b := limit(name+" "+st+" (stage)", e, targetStage); math.Abs(e) > b {
 				t.Errorf("%s stage %s: %d cycles, NeuPIMs %d (%+.1f %%, limit ±%.0f %%)", name, st, m, ref, 100*e, 100*b)
 			}
-			modOps := gotOps[st]
+			modOps := fe.ops[st]
 			var keys []string
-			refOps := map[string]int64{}
+			refOps, refStarts := map[string]int64{}, map[string]int64{}
 			for _, o := range ops {
 				if (refRun{o["model"], o["sys_config"], o["trace"]}) != run || o["stage"] != st {
 					continue
 				}
 				k := o["unit"] + " " + o["op_name"]
 				refOps[k] = atoi(t, o["total_cycle"])
+				refStarts[k] = atoi(t, o["start_cycle"])
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
@@ -255,10 +258,23 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 				e := rel(m, refOps[k])
 				nOps++
 				worstOp = max(worstOp, math.Abs(e))
+				// How far the front end starts the op from where NeuPIMs
+				// does, in NeuPIMs' refresh periods: the refresh phase an op
+				// meets moves its cycles, and a model that starts it a
+				// period or more away cannot know that phase.
+				shift := float64(fe.starts[st][k]-refStarts[k]) / float64(fe.period)
+				far := math.Abs(shift) >= 1
+				if far {
+					farOps++
+				}
 				mark := ""
 				if math.Abs(e) > targetOp {
 					opMisses++
 					mark = " (over 20 %)"
+					missShifts = append(missShifts, fmt.Sprintf("%s %s %s starts %+.2f", name, st, k, shift))
+					if far {
+						farMisses++
+					}
 				}
 				fmt.Fprintf(&table, "| %s | %s | %s | %d | %d | %+.1f %%%s |\n", name, st, k, refOps[k], m, 100*e, mark)
 				if b := limit(name+" "+st+" "+k, e, targetOp); math.Abs(e) > b {
@@ -286,13 +302,24 @@ func checkFidelity(t *testing.T, results string, misses map[string]float64) {
 	t.Logf("relative error, sweep neupims vs NeuPIMs (testdata/%s):\n%s", results, table.String())
 	t.Logf("worst: total %.2f %%, stage %.2f %%, op %.1f %%; beyond target: %d of %d totals, %d stages, %d of %d ops",
 		100*worstTotal, 100*worstStage, 100*worstOp, totalMisses, len(runs), stageMisses, opMisses, nOps)
+	t.Logf("ops the front end starts one refresh period (tREFI/ranks) or more from where NeuPIMs starts them: %d of %d; of the %d ops beyond 20 %%: %d",
+		farOps, nOps, opMisses, farMisses)
+	if len(missShifts) > 0 {
+		t.Logf("start of each op beyond 20 %%, front end against NeuPIMs, in refresh periods:\n%s", strings.Join(missShifts, "\n"))
+	}
+}
+
+// frontEndRun is what the front end wrote for one run.
+type frontEndRun struct {
+	stages map[string]int64            // each stage's total_cycles
+	ops    map[string]map[string]int64 // per stage, each op's TotalCycle keyed "SA <name>" or "PIM <name>"
+	starts map[string]map[string]int64 // per stage, each op's StartCycle (from the iteration's start), keyed as ops
+	period int64                       // NeuPIMs' refresh period, tREFI/ranks [cycles]
 }
 
 // frontEnd runs the NeuPIMs front end on the configs of run (trace file tf)
-// into a temporary log_dir and reads back what it wrote: each stage's
-// total_cycles, and per stage each op's TotalCycle keyed "SA <name>" or
-// "PIM <name>".
-func frontEnd(t *testing.T, run refRun, tf string) (stages map[string]int64, ops map[string]map[string]int64) {
+// into a temporary log_dir and reads back what it wrote.
+func frontEnd(t *testing.T, run refRun, tf string) frontEndRun {
 	t.Helper()
 	td := filepath.Join("testdata", "neupims")
 	dir := t.TempDir()
@@ -309,22 +336,26 @@ func frontEnd(t *testing.T, run refRun, tf string) (stages map[string]int64, ops
 	if err := r.Write(dir, r.Simulate()); err != nil {
 		t.Fatal(err)
 	}
-	stages, ops = map[string]int64{}, map[string]map[string]int64{}
+	out := frontEndRun{
+		stages: map[string]int64{}, ops: map[string]map[string]int64{}, starts: map[string]map[string]int64{},
+		period: r.HBM.TREFI / max(1, r.HBM.Ranks),
+	}
 	for _, row := range readTSV(t, filepath.Join(dir, "_summary.tsv")) {
 		st := row["Stage"]
-		stages[st] = atoi(t, row["total_cycles"])
-		ops[st] = map[string]int64{}
+		out.stages[st] = atoi(t, row["total_cycles"])
+		out.ops[st], out.starts[st] = map[string]int64{}, map[string]int64{}
 		for _, unit := range []string{"SA", "PIM"} {
 			p := filepath.Join(dir, unit+"_stage_"+st+".tsv")
 			if _, err := os.Stat(p); err != nil {
 				continue
 			}
 			for _, o := range readTSV(t, p) {
-				ops[st][unit+" "+o["OpName"]] = atoi(t, o["TotalCycle"])
+				out.ops[st][unit+" "+o["OpName"]] = atoi(t, o["TotalCycle"])
+				out.starts[st][unit+" "+o["OpName"]] = atoi(t, o["StartCycle"])
 			}
 		}
 	}
-	return stages, ops
+	return out
 }
 
 // TestFrontEndRefusesExperts: sweep neupims models the dense decoder, so a
