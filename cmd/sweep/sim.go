@@ -214,13 +214,13 @@ func report(w io.Writer, e engine.Engine, p, m []engine.Value) {
 	if E > 0 {
 		row("MoE, token-sliced:", I("act_bytes_moe"), "B  "+bytesHuman(I("act_bytes_moe")))
 		row("MoE, unsliced:", I("act_bytes_moe_unsliced"), "B  "+bytesHuman(I("act_bytes_moe_unsliced")))
-		fmt.Fprintln(w, "\nRouting:")
-		fmt.Fprintf(w, "  %d of %d experts active; tokens per expert max %d, mean %.1f; %d dropped\n",
-			I("experts_active"), E, I("tokens_per_expert_max"), out("tokens_per_expert_mean").F, I("tokens_dropped"))
+		fmt.Fprintf(w, "\nRouting (per MoE layer, mean over the %d MoE layers, each routed on its own):\n", I("moe_layers"))
+		fmt.Fprintf(w, "  %.2f of %d experts active; tokens per expert max %.1f, mean %.1f; %.1f dropped\n",
+			out("experts_active").F, E, out("tokens_per_expert_max").F, out("tokens_per_expert_mean").F, out("tokens_dropped").F)
 		fmt.Fprintln(w, "\nHost-link load:")
 		row("Per expert:", I("link_bytes_per_expert"), "B  "+bytesHuman(I("link_bytes_per_expert")))
 		row("Load cycles:", I("link_cycles_per_expert"), "per expert")
-		row("Experts loaded:", I("experts_loaded"), fmt.Sprintf("per MoE layer (%d resident)", in("resident_experts").I))
+		fmt.Fprintf(w, "  %-22s %16.2f  %s\n", "Experts loaded:", out("experts_loaded").F, fmt.Sprintf("per MoE layer, mean (%d resident)", in("resident_experts").I))
 	}
 	fmt.Fprintf(w, "\nTime of one decode iteration (%d layers, one device):\n", in("n_layers").I)
 	for _, n := range []string{"cycles_qkv", "cycles_attention", "cycles_proj", "cycles_ffn", "cycles_router", "cycles_experts", "cycles_loads"} {

@@ -11,8 +11,8 @@
 // on PIM or on the NPU), then projection, residual adds, LayerNorm and the FFN:
 // a dense FFN, or a MoE FFN made of the router GEMM, token dispatch, one
 // token-sliced FC1/activation/FC2 per active expert, combine, shared experts,
-// and the host-link loads of active experts that are not resident. One routing
-// sample stands for every MoE layer. Ops run one after another; every GEMM and
+// and the host-link loads of active experts that are not resident. Each MoE
+// layer routes the batch on its own, and the layers' mean is timed. Ops run one after another; every GEMM and
 // vector op takes max(compute, HBM traffic) since weight loads are
 // double-buffered. Attention and dense FFN are split over tp devices (the
 // figures are one device's); experts are not split, as in the NeuPIMs MoE fork.
@@ -30,7 +30,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "9"
+const Version = "10"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {
@@ -59,9 +59,9 @@ func (e *Engine) Evaluate(ctx context.Context, p []engine.Value, out []engine.Va
 		return err
 	}
 	c := e.config(p)
-	var load [maxExperts]int32
+	var scratch [maxExperts]int32
 	var chans [2 * maxChannels]int64
-	evaluate(&c, load[:], chans[:], out)
+	evaluate(&c, scratch[:], chans[:], out)
 	return nil
 }
 
@@ -117,14 +117,14 @@ func (c *config) stageAB(l *layer, carry float64, w *attnWork) {
 
 // stageE times the rest of a layer from the write backlog l.eIn, in
 // NeuPIMs' order: projection, residual, LayerNorm, FFN, residual.
-func (c *config) stageE(l *layer, load []int32, st *routeStats, denseLayers int64) {
+func (c *config) stageE(l *layer, rt *routing, denseLayers int64) {
 	c.seq = Seq{Dev: c.dev, Backlog: l.eIn}
-	c.stageEOn(l, load, st, denseLayers)
+	c.stageEOn(l, rt, denseLayers)
 }
 
 // stageEOn is stageE on the op sequence c.seq as it stands (sub-batch
 // mode: inside a stage, beside a PIM program).
-func (c *config) stageEOn(l *layer, load []int32, st *routeStats, denseLayers int64) {
+func (c *config) stageEOn(l *layer, rt *routing, denseLayers int64) {
 	e := &l.e
 	*e = stageE{}
 	B, d := c.batch, c.dModel
@@ -147,18 +147,19 @@ func (c *config) stageEOn(l *layer, load []int32, st *routeStats, denseLayers in
 	c.gemm(&e.router, B, d, c.E)
 	c.vector(&e.router, B*c.E, B, c.E, B, c.K, costSoftmax)
 	// dispatch and combine: token rows copied to experts and summed back
-	c.vector(&e.experts, st.assigned*d, B, d, st.assigned, d, costAdd)
-	c.expertFFNs(&e.experts, load[:c.E])
-	c.vector(&e.experts, st.assigned*d, st.assigned, d, B, d, costAdd)
+	assigned := rt.meanInt(rt.sum.assigned)
+	c.vector(&e.experts, assigned*d, B, d, assigned, d, costAdd)
+	c.expertFFNs(&e.experts, rt)
+	c.vector(&e.experts, assigned*d, assigned, d, B, d, costAdd)
 	if c.shared > 0 {
 		c.sharedExperts(&e.shared)
 	}
 	h := c.hiddenActs()
 	sharedAct := c.shared * B * (d + h*c.dFFShared) * c.dtype
-	spill(c, &e.experts, st.assigned*(d+h*c.dFFE)*c.dtype+sharedAct)
+	spill(c, &e.experts, assigned*(d+h*c.dFFE)*c.dtype+sharedAct)
 	c.vector(&e.resMoE, B*d, 2*B, d, B, d, costAdd)
 	e.end = c.seq.Backlog
-	e.loadCycles = st.loaded * c.linkCycles(c.counts().perExpert*c.dtype)
+	e.loadCycles = int64(math.Round(rt.mean(rt.sum.loaded) * float64(c.linkCycles(c.counts().perExpert*c.dtype))))
 	e.exposed = e.loadCycles
 	if c.overlap {
 		e.exposed = max(0, e.loadCycles-e.experts.cycles)
@@ -170,7 +171,7 @@ func (c *config) stageEOn(l *layer, load []int32, st *routeStats, denseLayers in
 // left (both kinds of layer end in the FFN residual, so they leave the
 // same); ops run one after another through the shared op sequence
 // (program.go), in NeuPIMs' order.
-func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
+func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	k := c.counts()
 	d := c.dModel
 	h := c.hiddenActs()
@@ -182,16 +183,16 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	denseLayers := c.nLayers - moeLayers
 	nch := min(c.channels, int64(len(chans)/2))
 
-	var st routeStats
+	var rt routing
 	if moe {
-		st = c.route(load)
+		rt = c.route(scratch)
 	}
 	var w attnWork
 	c.attention(&w, chans[:nch], chans[nch:2*nch], nil)
 	var ls [2]layer
 	first := &ls[0]
 	c.stageAB(first, 0, &w)
-	c.stageE(first, load, &st, denseLayers)
+	c.stageE(first, &rt, denseLayers)
 	rest := first
 	if c.nLayers > 1 {
 		rest = &ls[1]
@@ -199,7 +200,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		if rest.eIn == first.eIn {
 			rest.e = first.e
 		} else {
-			c.stageE(rest, load, &st, denseLayers)
+			c.stageE(rest, &rt, denseLayers)
 		}
 	}
 	// layer 0 is a MoE layer when there are no leading dense layers
@@ -234,16 +235,16 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		layerCycles = rest.moe()
 	}
 	if c.subBatch && c.pim && c.batch >= 2 {
-		c.subBatchTallies(&st, &qkv, &attn, &proj, &ffn, &router, &experts, &loads, &total, &layerCycles)
+		c.subBatchTallies(&rt, &qkv, &attn, &proj, &ffn, &router, &experts, &loads, &total, &layerCycles)
 	}
 
 	var actMoE, actUnsliced, linkPerExpert, linkCyclesPerExpert, capTokens int64
 	if moe {
 		// act_bytes_moe = Σ_e tokens_e·(d + h·d_ff_expert)·dtype: each expert's
 		// input slice and its h hidden vectors, for the tokens routed to it
-		// (+ shared experts over the whole batch).
+		// (mean over the MoE layers), + shared experts over the whole batch.
 		sharedAct := c.shared * c.batch * (d + h*c.dFFShared) * c.dtype
-		actMoE = st.assigned*(d+h*c.dFFE)*c.dtype + sharedAct
+		actMoE = rt.meanInt(rt.sum.assigned)*(d+h*c.dFFE)*c.dtype + sharedAct
 		// unsliced: every expert processes the whole batch
 		actUnsliced = c.E*c.batch*(d+h*c.dFFE)*c.dtype + sharedAct
 		// link: expert bytes = m·d·d_ff_expert·dtype (+ biases)
@@ -259,7 +260,7 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		all.add(t, 1)
 	}
 	macs, flops, hbm, pimBytes := all.macs, all.flops, all.hbmBytes, all.pimBytes
-	linkBytes := moeLayers * st.loaded * linkPerExpert
+	linkBytes := rt.sum.loaded * linkPerExpert // every MoE layer's loads
 
 	hz := c.clockMHz * 1e6
 	latency := float64(total) / hz
@@ -287,9 +288,9 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 		paramsLayer, paramsActive = k.layerMoE, k.activeLayer
 	}
 	var meanLoad, imbalance float64
-	if st.active > 0 {
-		meanLoad = float64(st.assigned) / float64(st.active)
-		imbalance = float64(st.maxLoad) / (float64(st.assigned) / float64(c.E))
+	if rt.sum.active > 0 {
+		meanLoad = float64(rt.sum.assigned) / float64(rt.sum.active)
+		imbalance = float64(rt.sum.maxLoad) * float64(c.E) / float64(rt.sum.assigned)
 	}
 
 	I := engine.IntV
@@ -313,16 +314,16 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 	out[mActDense] = I(actDense)
 	out[mActMoE] = I(actMoE)
 	out[mActUnsliced] = I(actUnsliced)
-	out[mExpertsActive] = I(st.active)
-	out[mTokensMax] = I(st.maxLoad)
+	out[mExpertsActive] = F(rt.mean(rt.sum.active))
+	out[mTokensMax] = F(rt.mean(rt.sum.maxLoad))
 	out[mTokensMean] = F(meanLoad)
 	out[mLoadImbalance] = F(imbalance)
-	out[mTokensAssigned] = I(st.assigned)
-	out[mTokensDropped] = I(st.dropped)
+	out[mTokensAssigned] = F(rt.mean(rt.sum.assigned))
+	out[mTokensDropped] = F(rt.mean(rt.sum.dropped))
 	out[mExpertCapacity] = I(capTokens)
 	out[mLinkBytesPerExpert] = I(linkPerExpert)
 	out[mLinkCyclesPerExpert] = I(linkCyclesPerExpert)
-	out[mExpertsLoaded] = I(st.loaded)
+	out[mExpertsLoaded] = F(rt.mean(rt.sum.loaded))
 	out[mLinkBytes] = I(linkBytes)
 	out[mFlops] = I(flops)
 	out[mMACs] = I(macs)
@@ -354,9 +355,9 @@ func evaluate(c *config, load []int32, chans []int64, out []engine.Value) {
 // frame.
 //
 //go:noinline
-func (c *config) subBatchTallies(st *routeStats, qkv, attn, proj, ffn, router, experts, loads *tally, total, layerCycles *int64) {
+func (c *config) subBatchTallies(rt *routing, qkv, attn, proj, ffn, router, experts, loads *tally, total, layerCycles *int64) {
 	var sb sbResult
-	c.subBatchIteration(&sb, st)
+	c.subBatchIteration(&sb, rt)
 	*total, *layerCycles = sb.total, sb.layer
 	u := &sb.work
 	*qkv, *attn = u.qkv, u.attn
@@ -382,47 +383,39 @@ func (c *config) ffn(t *tally, T, w int64) {
 	c.gemm(t, T, w, d)
 }
 
-// noExpertMemo turns the memo of expertFFNs off (tests compare both).
-var noExpertMemo bool
-
-// expertFFNs times the FFN of every active expert, in expert order, each
-// over its own tokens (ffn). An expert's cost depends only on its token count
-// and on the write backlog the op before it left (outside a PIM program,
-// where no stretch applies), and most experts repeat a (backlog, tokens)
-// pair seen before: those take the recorded result instead of a recount.
-// The figures are those of timing every expert.
-func (c *config) expertFFNs(t *tally, load []int32) {
-	type memo struct {
-		backlog   float64
-		n         int32
-		ok        bool
-		dt        tally
-		dT, dMem  float64
-		backlogTo float64
+// expertFFNs times the experts of the MoE layers' mean (routing rt): the
+// loads n of rt.hist in ascending order, each counting pairs(n)/layers
+// experts. Experts are timed one at a time (ffn over n tokens) where the op
+// sequence stands, a fraction of one adding that fraction of its work and
+// cycles; once an expert leaves the write backlog it found (outside a PIM
+// program, where no stretch applies), the next would take the same, and
+// the rest of the load's experts take its figures at once. Over one layer
+// every count is whole and this is timing every active expert in turn.
+func (c *config) expertFFNs(t *tally, rt *routing) {
+	if rt.layers == 0 {
+		return
 	}
-	var table [64]memo
-	for _, n := range load {
-		if n <= 0 {
-			continue
+	var acc [6]float64
+	for _, lc := range rt.hist {
+		left := float64(lc.pairs) / float64(rt.layers)
+		for left > 1e-9 {
+			var dt tally
+			b0, t0, mem0 := c.seq.Backlog, c.seq.T, c.seq.Mem
+			c.ffn(&dt, int64(lc.n), c.dFFE)
+			w := min(left, 1)
+			if c.seq.Backlog == b0 && t0 >= c.seq.PIMEnd {
+				w = left // steady: every later expert of this load alike
+			}
+			c.seq.T = t0 + w*(c.seq.T-t0)
+			c.seq.Mem = mem0 + w*(c.seq.Mem-mem0)
+			for i, x := range [...]int64{dt.cycles, dt.macs, dt.flops, dt.hbmBytes, dt.pimBytes, dt.compute} {
+				acc[i] += w * float64(x)
+			}
+			left -= w
 		}
-		if c.seq.T < c.seq.PIMEnd || noExpertMemo { // inside a PIM program: time it
-			c.ffn(t, int64(n), c.dFFE)
-			continue
-		}
-		h := (uint64(n)*0x9e3779b97f4a7c15 ^ math.Float64bits(c.seq.Backlog)*0xbf58476d1ce4e5b9) >> 58
-		m := &table[h]
-		if m.ok && m.n == n && m.backlog == c.seq.Backlog {
-			t.add(&m.dt, 1)
-			c.seq.T += m.dT
-			c.seq.Mem += m.dMem
-			c.seq.Backlog = m.backlogTo
-			continue
-		}
-		var dt tally
-		b0, t0, mem0 := c.seq.Backlog, c.seq.T, c.seq.Mem
-		c.ffn(&dt, int64(n), c.dFFE)
-		*m = memo{backlog: b0, n: n, ok: true, dt: dt, dT: c.seq.T - t0, dMem: c.seq.Mem - mem0, backlogTo: c.seq.Backlog}
-		t.add(&dt, 1)
+	}
+	for i, p := range [...]*int64{&t.cycles, &t.macs, &t.flops, &t.hbmBytes, &t.pimBytes, &t.compute} {
+		*p += int64(math.Round(acc[i]))
 	}
 }
 

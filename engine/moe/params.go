@@ -184,5 +184,5 @@ var paramTable = [nParams]engine.Param{
 	pRouting:      sp("routing", "token-to-expert routing: uniform, zipf (skew routing_skew, expert i has weight 1/(i+1)^skew) or trace", "uniform", routingKinds),
 	pSkew:         fp("routing_skew", "", "Zipf exponent for routing = zipf", 1),
 	pRoutingTrace: filep("routing_trace", "routing trace CSV (layer_id,token_id,expert_0..expert_{E-1} probabilities); token i uses row i mod rows of the first layer"),
-	pSeed:         ip("seed", "", "random seed of the routing sample", 1),
+	pSeed:         ip("seed", "", "random seed of the routing (each MoE layer draws its own sample from it)", 1),
 }

@@ -57,44 +57,117 @@ type routeStats struct {
 	loaded   int64 // active experts that are not resident (loaded over the link)
 }
 
-// route samples top_k distinct experts for each of the batch's tokens and
-// counts tokens per expert into load[0:E].
+// loadCount is how many (layer, expert) pairs of an iteration's MoE layers
+// carry n tokens.
+type loadCount struct {
+	n, pairs int32
+}
+
+// routing is the routing of a batch in every MoE layer of an iteration.
+// Each MoE layer draws its own sample, as a model's layers route
+// independently; what the timing needs of them is how the tokens spread
+// over (layer, expert) pairs (hist) and the counts of routeStats summed
+// over the layers. The timing runs the layers' mean (expertFFNs), so a
+// point's figures carry the spread of one layer's routing divided by
+// sqrt(layers), not the spread of one sample repeated in every layer.
+type routing struct {
+	layers int64       // MoE layers sampled (0: no experts)
+	hist   []loadCount // ascending n >= 1; immutable (shared by the cache)
+	sum    routeStats  // summed over the layers (maxLoad: of each layer's busiest expert)
+}
+
+// mean is x, a count summed over the layers, per layer.
+func (r *routing) mean(x int64) float64 {
+	if r.layers == 0 {
+		return 0
+	}
+	return float64(x) / float64(r.layers)
+}
+
+// meanInt is mean(x) rounded to the nearest integer.
+func (r *routing) meanInt(x int64) int64 { return int64(math.Round(r.mean(x))) }
+
+// route samples the routing of the batch in each of the iteration's MoE
+// layers: in every layer, top_k distinct experts for each of the batch's
+// tokens (sample), the tokens per expert counted into scratch[0:E].
 //
 // Distributions: uniform; zipf, where expert i is picked with probability
-// proportional to 1/(i+1)^skew (expert 0 is the most popular); trace, where
-// token t takes the top_k experts of trace row t mod rows. With
-// capacity_factor c > 0 an expert accepts at most ceil(c·batch·top_k/E)
-// tokens, in token order; the rest are dropped and counted.
+// proportional to 1/(i+1)^skew (expert 0 is the most popular, in every
+// layer); trace, where token t takes the top_k experts of trace row t mod
+// rows in every layer. With capacity_factor c > 0 an expert accepts at most
+// ceil(c·batch·top_k/E) tokens of a layer, in token order; the rest are
+// dropped and counted.
 //
-// A sample depends only on the routing inputs (experts, top_k, batch,
-// capacity, distribution, skew, trace, seed, resident experts), which most
-// sweeps repeat across many points (every sequence length, scaling mode or
-// hardware setting): samples are memoised, so each distinct routing is
-// drawn once per process. The result is the same either way.
-func (c *config) route(load []int32) routeStats {
+// A routing depends only on the routing inputs (experts, top_k, batch,
+// capacity, distribution, skew, trace, seed, resident experts, MoE layers),
+// which most sweeps repeat across many points (every sequence length,
+// scaling mode or hardware setting): routings are memoised, so each
+// distinct routing is drawn once per process. The result is the same
+// either way.
+func (c *config) route(scratch []int32) routing {
 	key := routeKey{E: c.E, K: c.K, batch: c.batch, capacity: c.capacity, skew: c.skew,
-		routing: c.routing, trace: c.rtrace, seed: c.seed, resident: c.resident, tokenBase: c.tokenBase}
-	if st, ok := routes.get(&key, load); ok {
-		return st
+		routing: c.routing, trace: c.rtrace, seed: c.seed, resident: c.resident, tokenBase: c.tokenBase,
+		layers: c.moeLayers()}
+	if r, ok := routes.get(&key); ok {
+		return r
 	}
-	st := c.sample(load)
-	routes.put(&key, st, load[:c.E])
-	return st
+	r := c.sampleLayers(key.layers, scratch)
+	routes.put(&key, r)
+	return r
+}
+
+// sampleLayers draws the routing of each of layers MoE layers (see route).
+func (c *config) sampleLayers(layers int64, scratch []int32) routing {
+	r := routing{layers: layers}
+	if layers <= 0 {
+		return routing{}
+	}
+	pairs := make([]int32, c.batch+1) // pairs[n]: (layer, expert) pairs with n tokens
+	draws := r.layers
+	if c.rtrace != nil {
+		draws = 1 // a trace routes every layer alike
+	}
+	for l := int64(0); l < draws; l++ {
+		st := c.sample(scratch, l)
+		r.sum.assigned += st.assigned
+		r.sum.dropped += st.dropped
+		r.sum.active += st.active
+		r.sum.maxLoad += st.maxLoad
+		r.sum.loaded += st.loaded
+		for _, n := range scratch[:c.E] {
+			pairs[n]++
+		}
+	}
+	if rep := r.layers / draws; rep > 1 {
+		for i := range pairs {
+			pairs[i] *= int32(rep)
+		}
+		r.sum.assigned *= rep
+		r.sum.dropped *= rep
+		r.sum.active *= rep
+		r.sum.maxLoad *= rep
+		r.sum.loaded *= rep
+	}
+	for n := 1; n < len(pairs); n++ {
+		if pairs[n] > 0 {
+			r.hist = append(r.hist, loadCount{n: int32(n), pairs: pairs[n]})
+		}
+	}
+	return r
 }
 
 // routeKey identifies a routing sample.
 type routeKey struct {
 	E, K, batch, seed, resident int64
-	tokenBase                   int64
+	tokenBase, layers           int64
 	capacity, skew              float64
 	routing                     string
 	trace                       *RoutingTrace
 }
 
 type routeEntry struct {
-	key  routeKey
-	st   routeStats
-	load []int32
+	key routeKey
+	r   routing
 }
 
 // routeCache memoises routing samples, bounded in memory. Lookups take no
@@ -117,7 +190,7 @@ type routeTable struct {
 	elems int // int32s held (written under routeCache.mu)
 }
 
-// The cache's bounds: 4M expert counts (16 MiB) and 64Ki entries (a table
+// The cache's bounds: 4M load counts (32 MiB) and 64Ki entries (a table
 // of 1 MiB). A new table has routeCacheSlots slots and doubles when half
 // full.
 const (
@@ -132,7 +205,7 @@ var routes routeCache
 // equal keys hash alike, and get compares whole keys.
 func (k *routeKey) hash() uint64 {
 	h := uint64(k.E)*0x9e3779b97f4a7c15 ^ uint64(k.K)<<32 ^ uint64(k.batch)
-	for _, x := range [...]uint64{uint64(k.seed), uint64(k.resident), uint64(k.tokenBase),
+	for _, x := range [...]uint64{uint64(k.seed), uint64(k.resident), uint64(k.tokenBase), uint64(k.layers),
 		math.Float64bits(k.capacity + 0), math.Float64bits(k.skew + 0), uint64(len(k.routing))} { // + 0: -0 hashes as 0, which it equals
 		h = (h ^ x) * 0xbf58476d1ce4e5b9
 		h ^= h >> 31
@@ -144,30 +217,29 @@ func (k *routeKey) hash() uint64 {
 	return h ^ h>>29
 }
 
-func (rc *routeCache) get(k *routeKey, load []int32) (routeStats, bool) {
+func (rc *routeCache) get(k *routeKey) (routing, bool) {
 	t := rc.t.Load()
 	if t == nil {
-		return routeStats{}, false
+		return routing{}, false
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := k.hash() & mask; ; i = (i + 1) & mask {
 		e := t.slots[i].Load()
 		if e == nil {
-			return routeStats{}, false
+			return routing{}, false
 		}
 		if e.key == *k {
-			copy(load, e.load)
-			return e.st, true
+			return e.r, true
 		}
 	}
 }
 
-func (rc *routeCache) put(k *routeKey, st routeStats, load []int32) {
+func (rc *routeCache) put(k *routeKey, r routing) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	t := rc.t.Load()
 	switch {
-	case t == nil || t.elems+len(load) > routeCacheElems || t.n >= routeCacheEntries:
+	case t == nil || t.elems+len(r.hist) > routeCacheElems || t.n >= routeCacheEntries:
 		// start over: the bound holds, and a sweep's routings repeat in runs
 		t = &routeTable{slots: make([]atomic.Pointer[routeEntry], routeCacheSlots)}
 		rc.t.Store(t)
@@ -182,9 +254,9 @@ func (rc *routeCache) put(k *routeKey, st routeStats, load []int32) {
 		t = g
 		rc.t.Store(t)
 	}
-	if t.insert(&routeEntry{key: *k, st: st, load: append([]int32(nil), load...)}) {
+	if t.insert(&routeEntry{key: *k, r: r}) {
 		t.n++
-		t.elems += len(load)
+		t.elems += len(r.hist)
 	}
 }
 
@@ -204,8 +276,9 @@ func (t *routeTable) insert(e *routeEntry) bool {
 	}
 }
 
-// sample draws the routing of one batch (see route).
-func (c *config) sample(load []int32) routeStats {
+// sample draws the routing of the batch in MoE layer layer (see route)
+// into load[0:E].
+func (c *config) sample(load []int32, layer int64) routeStats {
 	E, K := c.E, c.K
 	for i := range load[:E] {
 		load[i] = 0
@@ -215,9 +288,9 @@ func (c *config) sample(load []int32) routeStats {
 		capTokens = int64(math.Ceil(c.capacity * float64(c.batch*K) / float64(E)))
 	}
 	var st routeStats
-	// tokens after the first tokenBase of the whole batch draw from their
-	// own stream (tokenBase 0: the stream of the whole batch)
-	r := rng{s: (uint64(c.seed)+uint64(c.tokenBase)*0xbf58476d1ce4e5b9)*0x9e3779b97f4a7c15 ^ 0x5851f42d4c957f2d}
+	// tokens after the first tokenBase of the whole batch, and each layer,
+	// draw from their own stream
+	r := rng{s: (uint64(c.seed)+uint64(c.tokenBase)*0xbf58476d1ce4e5b9+uint64(layer)*0x94d049bb133111eb)*0x9e3779b97f4a7c15 ^ 0x5851f42d4c957f2d}
 	var picked [maxTraceK]int64
 	var perm []int64
 	var cdf []float64

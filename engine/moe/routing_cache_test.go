@@ -17,24 +17,23 @@ func TestRouteCache(t *testing.T) {
 	const n = 5 * routeCacheSlots // several doublings
 	for i := range n {
 		k := key(i)
-		rc.put(&k, routeStats{assigned: int64(i)}, []int32{int32(i), int32(-i)})
+		rc.put(&k, routing{layers: 1, sum: routeStats{assigned: int64(i)}, hist: []loadCount{{int32(i), int32(-i)}}})
 	}
-	load := make([]int32, 2)
 	for i := range n {
 		k := key(i)
-		st, ok := rc.get(&k, load)
-		if !ok || st.assigned != int64(i) || load[0] != int32(i) || load[1] != int32(-i) {
-			t.Fatalf("entry %d: ok %v, stats %+v, load %v", i, ok, st, load)
+		r, ok := rc.get(&k)
+		if !ok || r.sum.assigned != int64(i) || r.hist[0] != (loadCount{int32(i), int32(-i)}) {
+			t.Fatalf("entry %d: ok %v, routing %+v", i, ok, r)
 		}
 	}
 	k := key(n)
-	if _, ok := rc.get(&k, load); ok {
+	if _, ok := rc.get(&k); ok {
 		t.Fatal("a key never put was found")
 	}
 	k = key(3)
-	rc.put(&k, routeStats{assigned: -1}, []int32{9, 9})
-	if st, _ := rc.get(&k, load); st.assigned != 3 {
-		t.Fatalf("a second put replaced the entry: %+v", st)
+	rc.put(&k, routing{sum: routeStats{assigned: -1}, hist: []loadCount{{9, 9}}})
+	if r, _ := rc.get(&k); r.sum.assigned != 3 {
+		t.Fatalf("a second put replaced the entry: %+v", r)
 	}
 	if tb := rc.t.Load(); tb.n != n || 2*tb.n > len(tb.slots) {
 		t.Fatalf("table holds %d entries in %d slots, want %d in at least %d", tb.n, len(tb.slots), n, 2*n)
@@ -42,16 +41,16 @@ func TestRouteCache(t *testing.T) {
 	// the entry bound starts over
 	for i := n; i < routeCacheEntries+10; i++ {
 		k := key(i)
-		rc.put(&k, routeStats{}, []int32{1})
+		rc.put(&k, routing{hist: []loadCount{{1, 1}}})
 	}
 	if tb := rc.t.Load(); tb.n != 10 {
 		t.Fatalf("after the entry bound the table holds %d entries, want 10", tb.n)
 	}
-	// and so does the bound on expert counts
-	big := make([]int32, routeCacheElems/2+1)
+	// and so does the bound on load counts
+	big := make([]loadCount, routeCacheElems/2+1)
 	for i := range 3 {
 		k := routeKey{E: int64(len(big)), seed: int64(i), routing: "uniform"}
-		rc.put(&k, routeStats{}, big)
+		rc.put(&k, routing{hist: big})
 	}
 	if tb := rc.t.Load(); tb.n != 1 || tb.elems != len(big) {
 		t.Fatalf("after the element bound the table holds %d entries, %d counts", tb.n, tb.elems)
@@ -65,17 +64,16 @@ func TestRouteCacheConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
-			load := make([]int32, 3)
 			for i := range 3000 {
 				k := routeKey{E: 3, K: 1, batch: int64(i % 700), seed: int64(g % 2), routing: "zipf"}
-				if st, ok := rc.get(&k, load); ok {
-					if st.assigned != k.batch || load[2] != int32(k.batch) {
-						t.Errorf("key %+v: stats %+v, load %v", k, st, load)
+				if r, ok := rc.get(&k); ok {
+					if r.sum.assigned != k.batch || r.hist[1].n != int32(k.batch) {
+						t.Errorf("key %+v: routing %+v", k, r)
 						return
 					}
 					continue
 				}
-				rc.put(&k, routeStats{assigned: k.batch}, []int32{0, 1, int32(k.batch)})
+				rc.put(&k, routing{sum: routeStats{assigned: k.batch}, hist: []loadCount{{1, 1}, {int32(k.batch), 1}}})
 			}
 		})
 	}

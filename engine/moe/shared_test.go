@@ -106,8 +106,8 @@ func TestExpertsUseSharedGEMM(t *testing.T) {
 		"batch_size": engine.IntV(B), "routing": engine.StringV("uniform"), "resident_experts": engine.IntV(E),
 	})
 	T := int64(B * K / E)
-	if m["tokens_per_expert_max"].I != T || m["experts_active"].I != E {
-		t.Fatalf("routing: max %d tokens over %d experts, want %d over %d", m["tokens_per_expert_max"].I, m["experts_active"].I, T, E)
+	if m["tokens_per_expert_max"].F != float64(T) || m["experts_active"].F != E {
+		t.Fatalf("routing: max %g tokens over %g experts, want %d over %d", m["tokens_per_expert_max"].F, m["experts_active"].F, T, E)
 	}
 	h := moe.DefaultHBM()
 	dev := moe.Device{Array: moe.Systolic{H: 128, W: 128, Issue: 128 / 8}, HBM: h, Dtype: 2}

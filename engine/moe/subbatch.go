@@ -98,8 +98,7 @@ func (c *config) split(quota []int64) (b1, b2 int64) {
 type sbHalf struct {
 	c    config
 	attn attnWork
-	st   routeStats
-	load [maxExperts]int32 // tokens per expert (the first num_experts)
+	rt   routing
 }
 
 // sbProgram is the array program of a stage: the FFN of one sub-batch
@@ -148,7 +147,7 @@ func (h *sbHalf) ffn(s Seq, l *layer, moe bool) (Seq, int64) {
 	}
 	c.seq = s
 	var u layer // stageEOn starts its layer afresh
-	c.stageEOn(&u, h.load[:h.c.E], &h.st, dense)
+	c.stageEOn(&u, &h.rt, dense)
 	addLayer(l, &u, 1)
 	return c.seq, u.e.exposed
 }
@@ -221,7 +220,7 @@ func addLayer(t, u *layer, n int64) {
 // loads over the link per layer are loaded once and stay on the device for
 // both sub-batches, the first loading those its own tokens need and the
 // second the rest.
-func (c *config) subBatchIteration(r *sbResult, whole *routeStats) {
+func (c *config) subBatchIteration(r *sbResult, whole *routing) {
 	var buf [4 * maxChannels]int64 // only here: a sub-batch-free evaluation does not clear it
 	nch := c.channels
 	chans := buf[:4*nch]
@@ -239,12 +238,13 @@ func (c *config) subBatchIteration(r *sbResult, whole *routeStats) {
 		clear(seen)
 		h.c.attention(&h.attn, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1})
 		if c.E > 0 {
-			h.st = h.c.route(h.load[:c.E])
+			var scratch [maxExperts]int32
+			h.rt = h.c.route(scratch[:])
 		}
 	}
 	h1, h2 := &hs[0], &hs[1]
-	h1.st.loaded = min(h1.st.loaded, whole.loaded)
-	h2.st.loaded = whole.loaded - h1.st.loaded
+	h1.rt.sum.loaded = min(h1.rt.sum.loaded, whole.sum.loaded)
+	h2.rt.sum.loaded = whole.sum.loaded - h1.rt.sum.loaded
 	// layer ℓ is a MoE layer when it is a multiple of moe_layer_freq at or
 	// after the dense-first layers (moeLayerCount)
 	L := c.nLayers

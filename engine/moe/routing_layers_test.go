@@ -1,0 +1,141 @@
+package moe
+
+import (
+	"math"
+	"slices"
+	"testing"
+)
+
+// TestRoutingEachLayer: every MoE layer routes the batch on its own, so a
+// point's routing figures are means over its layers. For a Mixtral-shaped
+// layer at 8 requests (8 experts, top-2) the expected number of experts a
+// layer touches is 8·(1 − (6/8)^8) = 7.199; over 100 seeds the 32-layer
+// means must centre on it, and spread about sqrt(32) ≈ 5.7 times less
+// than one layer's sample does (one sample standing for every layer gave
+// 6, 7 or 8 experts, and latencies 15 % apart, by the seed alone).
+func TestRoutingEachLayer(t *testing.T) {
+	e := New()
+	stats := func(layers int) (mean, sd, cyclesSD float64, whole int) {
+		var xs, cs []float64
+		for seed := 1; seed <= 100; seed++ {
+			m := metrics(t, e, map[string]any{"d_model": 4096, "num_experts": 8, "top_k": 2,
+				"d_ff_expert": 14336, "batch_size": 8, "n_layers": layers, "seed": seed})
+			x := m["experts_active"].F
+			xs = append(xs, x)
+			cs = append(cs, float64(m["cycles_experts"].I)/float64(layers))
+			if x == math.Trunc(x) {
+				whole++
+			}
+		}
+		mean, sd = meanSD(xs)
+		_, cyclesSD = meanSD(cs)
+		return mean, sd, cyclesSD, whole
+	}
+	want := 8 * (1 - math.Pow(6.0/8, 8))
+	m1, sd1, c1, _ := stats(1)
+	m32, sd32, c32, whole := stats(32)
+	t.Logf("experts active per layer: 1 layer %.3f ± %.3f, 32 layers %.3f ± %.3f (expected %.3f); expert cycles per layer spread %.0f and %.0f",
+		m1, sd1, m32, sd32, want, c1, c32)
+	if math.Abs(m32-want) > 0.05 {
+		t.Errorf("32 layers: %.3f experts active on average over the seeds, want %.3f", m32, want)
+	}
+	if math.Abs(m1-want) > 0.3 { // about 4 standard errors of 100 seeds
+		t.Errorf("1 layer: %.3f experts active on average over the seeds, want %.3f", m1, want)
+	}
+	if sd1 < 3*sd32 || c1 < 3*c32 {
+		t.Errorf("the 32-layer means spread %.3f (cycles %.0f), one layer %.3f (%.0f): want at least 3 times less", sd32, c32, sd1, c1)
+	}
+	if whole > 50 {
+		t.Errorf("%d of 100 seeds give a whole number of active experts over 32 layers: not a mean of the layers", whole)
+	}
+}
+
+func meanSD(xs []float64) (mean, sd float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)-1))
+}
+
+// TestSampleLayers checks the pooled routing: its histogram accounts for
+// every assigned token and active (layer, expert) pair, its first layer is
+// the sample of layer 0, and layers draw different samples.
+func TestSampleLayers(t *testing.T) {
+	e := New()
+	for _, kv := range []map[string]any{
+		{"num_experts": 64, "top_k": 2, "batch_size": 512, "n_layers": 32},
+		{"num_experts": 8, "top_k": 2, "batch_size": 8, "n_layers": 32, "capacity_factor": 1.0},
+		{"num_experts": 16, "top_k": 4, "batch_size": 100, "n_layers": 12, "routing": "zipf", "routing_skew": 1.2},
+	} {
+		kv["d_model"] = 1024
+		c := e.config(point(t, e, kv))
+		L := c.moeLayers()
+		scratch := make([]int32, c.E)
+		r := c.sampleLayers(L, scratch)
+		var pairs, tokens int64
+		for i, lc := range r.hist {
+			if lc.n < 1 || i > 0 && lc.n <= r.hist[i-1].n {
+				t.Fatalf("%v: histogram not ascending from 1: %v", kv, r.hist)
+			}
+			pairs += int64(lc.pairs)
+			tokens += int64(lc.n) * int64(lc.pairs)
+		}
+		if r.layers != L || tokens != r.sum.assigned || pairs != r.sum.active || pairs > L*c.E {
+			t.Fatalf("%v: %d layers (want %d), histogram %d tokens over %d pairs; sums %+v", kv, r.layers, L, tokens, pairs, r.sum)
+		}
+		if r.sum.assigned+r.sum.dropped != L*c.batch*c.K {
+			t.Fatalf("%v: %d assigned + %d dropped over %d layers, want %d", kv, r.sum.assigned, r.sum.dropped, L, L*c.batch*c.K)
+		}
+		one := c.sampleLayers(1, scratch)
+		first := slices.Clone(scratch[:c.E])
+		st := c.sample(scratch, 0)
+		if st != one.sum || !slices.Equal(first, scratch[:c.E]) {
+			t.Fatalf("%v: one layer's routing %+v is not the sample of layer 0 %+v", kv, one.sum, st)
+		}
+		c.sample(scratch, 1)
+		if slices.Equal(first, scratch[:c.E]) {
+			t.Fatalf("%v: layers 0 and 1 drew the same routing", kv)
+		}
+	}
+}
+
+// TestExpertFFNsOneLayer: over one layer, timing the histogram is timing
+// every active expert in turn, in ascending order of its tokens.
+func TestExpertFFNsOneLayer(t *testing.T) {
+	e := New()
+	for _, kv := range []map[string]any{
+		{"num_experts": 64, "top_k": 2, "batch_size": 512},
+		{"num_experts": 8, "top_k": 2, "batch_size": 8},
+		{"num_experts": 16, "top_k": 16, "batch_size": 300, "ffn": "swiglu"},
+		{"num_experts": 32, "top_k": 4, "batch_size": 1000, "routing": "zipf", "routing_skew": 1.5},
+	} {
+		kv["d_model"], kv["n_layers"] = 2048, 1
+		c := e.config(point(t, e, kv))
+		scratch := make([]int32, c.E)
+		r := c.sampleLayers(1, scratch)
+		loads := slices.Clone(scratch[:c.E])
+		slices.Sort(loads)
+
+		a := c
+		a.seq = Seq{Dev: a.dev, Backlog: 12345}
+		var ta tally
+		a.expertFFNs(&ta, &r)
+
+		b := c
+		b.seq = Seq{Dev: b.dev, Backlog: 12345}
+		var tb tally
+		for _, n := range loads {
+			if n > 0 {
+				b.ffn(&tb, int64(n), b.dFFE)
+			}
+		}
+		near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
+		if ta != tb || !near(a.seq.T, b.seq.T) || !near(a.seq.Mem, b.seq.Mem) || a.seq.Backlog != b.seq.Backlog {
+			t.Fatalf("%v: histogram %+v (seq %+v), every expert %+v (seq %+v)", kv, ta, a.seq, tb, b.seq)
+		}
+	}
+}
