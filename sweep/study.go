@@ -49,6 +49,8 @@ type Study struct {
 
 	tableOnce sync.Once
 	keepTab   *keepTable // constraints tabulated over the axes they read
+
+	digests fileDigests // of the files its points name, part of their IDs
 }
 
 // Dim is one dimension of the study's grid: one axis, or a [[zip]] group of

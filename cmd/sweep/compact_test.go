@@ -112,14 +112,14 @@ func TestStatusVerifyListsProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sweep.NewHasher(s.Engine)
+	h := sweep.NewHasher(s)
 	p := make([]engine.Value, len(s.Engine.Params()))
 	var failedID, failedDesc string
 	for idx := int64(0); idx < s.Combinations(); idx++ {
 		s.Fill(idx, p)
 		desc := s.Describe(p)
 		s.Engine.Resolve(s.Dir, p)
-		if id := h.ID(p); (sweep.Shard{I: 1, N: 2}).Has(id) {
+		if id := mustID(t, h, p); (sweep.Shard{I: 1, N: 2}).Has(id) {
 			failedID, failedDesc = id.String(), desc
 			break
 		}
@@ -270,7 +270,7 @@ func TestStatusVerifyReportsSupersededRows(t *testing.T) {
 	p := make([]engine.Value, len(s.Engine.Params()))
 	s.Fill(0, p)
 	s.Engine.Resolve(s.Dir, p)
-	id := sweep.NewHasher(s.Engine).ID(p).String()
+	id := mustID(t, sweep.NewHasher(s), p).String()
 	w, err := dataset.NewWriter(dir, "hand", s.Engine, map[string]string{dataset.MetaStudy: s.Text})
 	if err != nil {
 		t.Fatal(err)
@@ -315,4 +315,14 @@ func TestStatusWithRelativeInputFiles(t *testing.T) {
 	if stdout, errs, code := runCLI(t, "status", ds, "--study", study, "--verify"); code != 0 {
 		t.Fatalf("status --study --verify: exit %d\n%s%s", code, stdout, errs)
 	}
+}
+
+// mustID is the point ID of a resolved point.
+func mustID(t *testing.T, h *sweep.Hasher, p []engine.Value) sweep.ID {
+	t.Helper()
+	id, err := h.ID(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

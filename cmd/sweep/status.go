@@ -223,7 +223,7 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 	type point struct{ id, desc string }
 	var miss, fail []point
 	p := make([]engine.Value, len(s.Engine.Params()))
-	h := sweep.NewHasher(s.Engine)
+	h := sweep.NewHasher(s)
 	for _, idx := range pl.PendingList() {
 		if len(miss) >= problemExamples && (len(fail) >= problemExamples || int64(len(fail)) == pl.Failed) {
 			break
@@ -233,7 +233,11 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 		if err := s.Engine.Resolve(s.Dir, p); err != nil {
 			return s.ErrorAt(err, desc)
 		}
-		id := h.ID(p).String()
+		v, err := h.ID(p)
+		if err != nil {
+			return s.ErrorAt(err, desc)
+		}
+		id := v.String()
 		if failed[id] {
 			if len(fail) < problemExamples {
 				fail = append(fail, point{id, desc})
