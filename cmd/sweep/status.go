@@ -124,9 +124,10 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 			if err != nil || m[dataset.MetaStudy] == "" {
 				continue
 			}
-			s, err = sweep.Parse(filepath.Join(dir, "study.toml"), m[dataset.MetaStudy])
+			// its relative paths start in the dataset's folder
+			s, err = sweep.Parse(sweep.StoredStudyPath(dir), m[dataset.MetaStudy])
 			if err != nil {
-				fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
+				fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", sweep.StoredStudyError(err, sweep.StoredStudyPath(dir)))
 				s = nil
 			}
 			break
@@ -142,7 +143,7 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		if err != nil {
 			// the stored study names input files relative to where it was
 			// run from (e.g. model_config = "configs/m.json")
-			fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
+			fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", sweep.StoredStudyError(err, sweep.StoredStudyPath(dir)))
 			s = nil
 		}
 	}
@@ -166,6 +167,9 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 				}
 			}
 			if err := listProblemPoints(ctx, w, dir, s, pl, failedIDs, pending); err != nil {
+				if o.Study == "" {
+					err = sweep.StoredStudyError(err, sweep.StoredStudyPath(dir))
+				}
 				return err
 			}
 		}
