@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -162,7 +161,9 @@ func Open(dir string) (*Dataset, error) {
 	} else {
 		// Relative paths in the study would resolve against the dataset
 		// folder; analysis never resolves points, so they are not read.
-		d.Study, d.StudyErr = sweep.ParseForReading(filepath.Join(dir, "study.toml"), d.StudyText)
+		path := sweep.StoredStudyPath(dir)
+		d.Study, d.StudyErr = sweep.ParseForReading(path, d.StudyText)
+		d.StudyErr = sweep.StoredStudyError(d.StudyErr, path)
 	}
 
 	var params []engine.Param

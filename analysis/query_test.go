@@ -320,6 +320,22 @@ func TestInputErrors(t *testing.T) {
 			_, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Where: `moe_ffn_scaling > 3`})
 			return err
 		}, "bad expression"},
+		{"enum typo", func() error {
+			_, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Where: `moe_ffn_scaling != "capcity"`})
+			return err
+		}, `--where: "moe_ffn_scaling != \"capcity\"": moe_ffn_scaling is never "capcity": the values are balanced, compute, capacity (did you mean "capacity"?)`},
+		{"enum literal first", func() error {
+			_, err := Pareto(ctx, d, ParetoOptions{Objectives: []Objective{{Metric: "latency_s"}, {Metric: "tokens_per_s", Max: true}}, Where: `"Compute" == moe_ffn_scaling`})
+			return err
+		}, `moe_ffn_scaling is never "Compute"`},
+		{"enum in", func() error {
+			_, err := Build(ctx, d, ReportOptions{Where: `moe_ffn_scaling in ["compute", "capasity"]`})
+			return err
+		}, `moe_ffn_scaling is never "capasity"`},
+		{"enum not in", func() error {
+			_, err := Best(ctx, d, BestOptions{By: Objective{Metric: "latency_s"}, Where: `batch_size > 1 && moe_ffn_scaling not in ["balance"]`})
+			return err
+		}, `moe_ffn_scaling is never "balance"`},
 		{"one objective", func() error {
 			_, err := Pareto(ctx, d, ParetoOptions{Objectives: []Objective{{Metric: "latency_s"}}})
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/sweep-dse/sweep/engine"
+	"github.com/sweep-dse/sweep/sweep"
 )
 
 // svgInfo is what a test reads back from an SVG chart.
@@ -418,6 +420,29 @@ func TestSummary(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestStoredStudyErrorNamesItsLine: a stored study text that does not
+// parse here is reported by its line in the dataset's metadata, not as a
+// study file in the dataset's folder (there is none).
+func TestStoredStudyErrorNamesItsLine(t *testing.T) {
+	dir := t.TempDir()
+	writeSynthStudy(t, dir, 50, 50, 1, "[study]\nname = \"synth\"\nengine = \"future\"\n")
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `line 3 of the study text stored in the dataset's metadata: study.engine: unknown engine "future"`
+	if d.Study != nil || d.StudyErr == nil || !strings.HasPrefix(d.StudyErr.Error(), want) {
+		t.Fatalf("study %v, error %v; want an error starting with %s", d.Study, d.StudyErr, want)
+	}
+	if strings.Contains(d.StudyErr.Error(), "study.toml") {
+		t.Fatalf("the error names a study file: %v", d.StudyErr)
+	}
+	var ie *sweep.InputError
+	if !errors.As(d.StudyErr, &ie) || ie.Line != 3 || ie.Key != "study.engine" {
+		t.Fatalf("error %#v", ie)
 	}
 }
 

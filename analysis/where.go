@@ -64,6 +64,13 @@ func (d *Dataset) CompileWhere(src string) (*Where, error) {
 	if err != nil {
 		return nil, bad("bad expression %q: %v", src, sweep.FirstLine(err.Error()))
 	}
+	// a parameter with a fixed set of values compared with a value outside
+	// it (a typo) would match every row or none, silently
+	if d.Study != nil {
+		if err := sweep.CheckEnumLiterals(src, sweep.EnumsOf(d.Study.Engine.Params())); err != nil {
+			return nil, bad("%s", err.Error())
+		}
+	}
 	w.prog = prog
 	return w, nil
 }

@@ -4,7 +4,9 @@
 package sweep
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -47,3 +49,35 @@ func (e *Interrupted) Error() string {
 	}
 	return fmt.Sprintf("interrupted after %d of %d points; results so far are saved; resume with: %s", e.Done, e.Total, e.Resume)
 }
+
+// StoredStudyPath is the path the study text stored in the metadata of the
+// dataset in dir is parsed under, so that its relative paths start in dir.
+// It names no file: StoredStudyError keeps it out of messages.
+func StoredStudyPath(dir string) string { return filepath.Join(dir, "study.toml") }
+
+// StoredStudyError is err, an error of the study stored in a dataset's
+// metadata and parsed under path (StoredStudyPath), naming the stored text
+// and its line instead of that path: "line 5 of the study text stored in
+// the dataset's metadata: base.model_config: ...". It unwraps to the
+// *InputError without the path. Other errors are returned as they are.
+func StoredStudyError(err error, path string) error {
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.File != path {
+		return err
+	}
+	c := *ie
+	c.File = ""
+	return &storedStudyError{&c}
+}
+
+type storedStudyError struct{ e *InputError }
+
+func (e *storedStudyError) Error() string {
+	s := "the study text stored in the dataset's metadata: " + e.e.Error()
+	if e.e.Line > 0 {
+		s = fmt.Sprintf("line %d of %s", e.e.Line, s)
+	}
+	return s
+}
+
+func (e *storedStudyError) Unwrap() error { return e.e }

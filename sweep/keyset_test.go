@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,10 +84,12 @@ func TestParseKey(t *testing.T) {
 }
 
 // refID is the point ID's definition, written plainly: each value as its
-// kind byte and 8 bytes (a string: its 4-byte length and bytes), hashed
-// with XXH3-128 seeded by the schema. Hasher.ID must agree with it, or
-// every existing dataset's points would run again.
-func refID(h *Hasher, p []engine.Value) ID {
+// kind byte and 8 bytes (a string: its 4-byte length and bytes), then the
+// XXH3-128 digest of the contents of each file a file parameter names, in
+// parameter order, hashed with XXH3-128 seeded by the schema. Hasher.ID
+// must agree with it, or every existing dataset's points would run again.
+func refID(t *testing.T, s *Study, h *Hasher, p []engine.Value) ID {
+	t.Helper()
 	var b []byte
 	for _, v := range p {
 		b = append(b, byte(v.Kind))
@@ -99,7 +103,28 @@ func refID(h *Hasher, p []engine.Value) ID {
 			b = append(b, v.S...)
 		}
 	}
+	for i, par := range s.Engine.Params() {
+		if !par.File || p[i].Kind != engine.String || p[i].S == "" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.Dir, p[i].S))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := xxh3.Hash128(data).Bytes()
+		b = append(b, sum[:]...)
+	}
 	return ID(xxh3.Hash128Seed(b, h.seed).Bytes())
+}
+
+// mustID is the point ID of a resolved point.
+func mustID(t testing.TB, h *Hasher, p []engine.Value) ID {
+	t.Helper()
+	id, err := h.ID(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func TestIDMatchesItsDefinition(t *testing.T) {
@@ -107,14 +132,14 @@ func TestIDMatchesItsDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHasher(s.Engine)
+	h := NewHasher(s)
 	p := make([]engine.Value, len(s.Engine.Params()))
 	for idx := int64(0); idx < s.Combinations(); idx++ {
 		s.Fill(idx, p)
 		if err := s.Engine.Resolve(s.Dir, p); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := h.ID(p), refID(h, p); got != want {
+		if got, want := mustID(t, h, p), refID(t, s, h, p); got != want {
 			t.Fatalf("point %d: ID %s, want %s", idx, got, want)
 		}
 	}
@@ -122,7 +147,7 @@ func TestIDMatchesItsDefinition(t *testing.T) {
 	p[0] = engine.Value{}
 	p[1] = engine.StringV("")
 	p[2] = engine.StringV(strings.Repeat("x", 5000))
-	if got, want := h.ID(p), refID(h, p); got != want {
+	if got, want := mustID(t, h, p), refID(t, s, h, p); got != want {
 		t.Fatalf("ID %s, want %s", got, want)
 	}
 }

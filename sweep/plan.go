@@ -186,8 +186,10 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	}
 	okKeys, failedKeys, failedIn = nil, nil, nil
 	// IDs are needed to look points up in the dataset and to place them in
-	// shards; a first run of a whole study needs neither
-	needID := ok.n > 0 || failed.n > 0 || o.Shard != All
+	// shards; a first run of a whole study needs neither, unless its points
+	// name files: their IDs read them, and a file that cannot be read is
+	// bad input, found here before anything runs
+	needID := ok.n > 0 || failed.n > 0 || o.Shard != All || len(s.fileParams()) > 0
 
 	pl.Pending = NewBitset(pl.Combinations)
 	var (
@@ -212,7 +214,7 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 			defer wg.Done()
 			p := make([]engine.Value, len(s.Engine.Params()))
 			f := s.NewFilter()
-			h := NewHasher(s.Engine)
+			h := NewHasher(s)
 			given, long := make([]engine.Value, len(p)), make([]engine.Value, len(p))
 			bIdx, bKey := make([]int64, 0, 64), make([]uint64, 0, 64)
 			for {
@@ -292,7 +294,11 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 						}
 						continue
 					}
-					id := h.ID(p)
+					id, err := h.ID(p)
+					if err != nil {
+						setErr(&mu, &firstErr, &firstErrIdx, idx, s.ErrorAt(err, s.Describe(p)))
+						return
+					}
 					if !o.Shard.Has(id) {
 						cOther++
 						continue

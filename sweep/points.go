@@ -4,8 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/zeebo/xxh3"
@@ -14,9 +18,10 @@ import (
 )
 
 // ID is a point's identity: a 128-bit XXH3 hash of the engine name, its
-// model version, its parameter names and kinds, and every resolved parameter
-// value. Editing a study to add values keeps the IDs of existing points; a
-// new model version changes every ID.
+// model version, its parameter names and kinds, every resolved parameter
+// value, and the contents of every file its file parameters name. Editing a
+// study to add values keeps the IDs of existing points; a new model version,
+// or an edit of a file the study names, changes them.
 type ID [16]byte
 
 // String is the ID in hex, as stored in the point_id column.
@@ -51,25 +56,53 @@ func ParseKey(s string) (key uint64, ok bool) {
 	return key, true
 }
 
-// Hasher computes point IDs for one engine, reusing its buffer. It is not
+// Hasher computes point IDs for one study, reusing its buffer. It is not
 // safe for concurrent use; use one per goroutine.
 type Hasher struct {
-	seed uint64 // hash of the engine name, version and parameter schema
-	buf  []byte
+	seed  uint64 // hash of the engine name, version and parameter schema
+	buf   []byte
+	s     *Study
+	files []int     // the file parameters a point of the study may set
+	last  []fileSum // per entry of files: the last file hashed and its digest
 }
 
-// NewHasher returns a Hasher for eng.
-func NewHasher(eng engine.Engine) *Hasher {
+// fileSum is the digest of a file, by the value that names it.
+type fileSum struct {
+	name string
+	sum  [16]byte
+}
+
+// NewHasher returns a Hasher for the points of s.
+func NewHasher(s *Study) *Hasher {
+	eng := s.Engine
 	schema := fmt.Appendf(nil, "sweep-point-v2\x00%s\x00%s\x00", eng.Name(), eng.Version())
 	for _, p := range eng.Params() {
 		schema = fmt.Appendf(schema, "%s:%d\x00", p.Name, p.Kind)
 	}
-	return &Hasher{seed: xxh3.Hash(schema)}
+	files := s.fileParams()
+	return &Hasher{seed: xxh3.Hash(schema), s: s, files: files, last: make([]fileSum, len(files))}
+}
+
+// fileParams lists the file parameters that may name a file in a point of
+// the study: those the study sets, and those whose default is not the empty
+// string (an unset default is derived). Most studies have none, and their
+// IDs read no file.
+func (s *Study) fileParams() []int {
+	var out []int
+	for i, p := range s.Engine.Params() {
+		if p.File && (s.keys[i] != "" || !p.Default.Identical(engine.StringV(""))) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // ID hashes a resolved point: each value as its kind byte and 8 bytes (a
-// string: its length and bytes), seeded by the schema.
-func (h *Hasher) ID(p []engine.Value) ID {
+// string: its length and bytes), then the 16-byte XXH3-128 digest of the
+// contents of each file that a file parameter names (a non-empty value), in
+// parameter order; seeded by the schema. The error is an *engine.FileError
+// for a file that cannot be read (Study.ErrorAt names its key).
+func (h *Hasher) ID(p []engine.Value) (ID, error) {
 	// one pass, writing by index into the reused buffer (no append, whose
 	// growth checks cost more than this one per value)
 	b := h.buf[:cap(h.buf)]
@@ -81,7 +114,7 @@ func (h *Hasher) ID(p []engine.Value) ID {
 			need = 5 + len(v.S)
 		}
 		if j+need > len(b) {
-			nb := make([]byte, 2*(j+need)+9*len(p))
+			nb := make([]byte, 2*(j+need)+9*len(p)+16*len(h.files))
 			copy(nb, b[:j])
 			b = nb
 		}
@@ -99,10 +132,80 @@ func (h *Hasher) ID(p []engine.Value) ID {
 			j += 4 + copy(b[j+4:], v.S)
 		}
 	}
+	for k, i := range h.files {
+		v := &p[i]
+		if v.Kind != engine.String || v.S == "" {
+			continue
+		}
+		if v.S != h.last[k].name {
+			sum, err := h.s.fileDigest(v.S)
+			if err != nil {
+				h.buf = b
+				return ID{}, err
+			}
+			h.last[k] = fileSum{name: v.S, sum: sum}
+		}
+		if j+16 > len(b) {
+			nb := make([]byte, 2*(j+16))
+			copy(nb, b[:j])
+			b = nb
+		}
+		j += copy(b[j:], h.last[k].sum[:])
+	}
 	h.buf = b
 	b = b[:j]
 	sum := xxh3.Hash128Seed(b, h.seed).Bytes()
-	return ID(sum)
+	return ID(sum), nil
+}
+
+// fileDigests caches the digests of the files a study's points name, by
+// path, so that each is read once however many points name it.
+type fileDigests struct {
+	mu sync.Mutex
+	m  map[string]fileDigest
+}
+
+type fileDigest struct {
+	sum [16]byte
+	err error
+}
+
+// fileDigest returns the XXH3-128 digest of the contents of the file named
+// by name, a file parameter's value: a path relative to the study's folder
+// unless absolute, resolved as the engine resolves it (Engine.Resolve).
+func (s *Study) fileDigest(name string) ([16]byte, error) {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(s.Dir, name)
+	}
+	d := &s.digests
+	// held while reading: a file is read once even when every worker
+	// reaches it at once
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.m[path]; ok {
+		return e.sum, e.err
+	}
+	sum, err := digestFile(path)
+	if d.m == nil {
+		d.m = map[string]fileDigest{}
+	}
+	d.m[path] = fileDigest{sum: sum, err: err}
+	return sum, err
+}
+
+// digestFile is the XXH3-128 digest of a file's contents, read as a stream.
+func digestFile(path string) ([16]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [16]byte{}, &engine.FileError{Path: path, Msg: "cannot read", Err: err}
+	}
+	defer f.Close()
+	h := xxh3.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [16]byte{}, &engine.FileError{Path: path, Msg: "cannot read", Err: err}
+	}
+	return h.Sum128().Bytes(), nil
 }
 
 // Combinations is the size of the study's grid before constraints.

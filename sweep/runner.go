@@ -273,7 +273,7 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 	rows := sync.Pool{New: func() any {
 		return &dataset.Row{Params: make([]engine.Value, nP), Metrics: make([]engine.Value, nM)}
 	}}
-	hashers := sync.Pool{New: func() any { return NewHasher(s.Engine) }}
+	hashers := sync.Pool{New: func() any { return NewHasher(s) }}
 	// whole points (Fill) even when the prepared resolution reads only
 	// their axes: filling the axes alone (FillAxes) measured 2 % slower in
 	// the 1M-point run with --discard (2.245 against 2.203 s over 8 runs
@@ -326,7 +326,12 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 					// the hex ID lives in the worker's buffer: the writer
 					// copies the point_id column's bytes (it is never a
 					// dictionary column)
-					id := h.ID(r.Params)
+					id, idErr := h.ID(r.Params)
+					if idErr != nil {
+						// not after Expand, which hashed the files every
+						// point names (each is read once per study)
+						return s.ErrorAt(idErr, s.Describe(r.Params))
+					}
 					hex.Encode(idHex[:], id[:])
 					r.ID = unsafe.String(&idHex[0], len(idHex))
 				}

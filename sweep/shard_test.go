@@ -62,7 +62,7 @@ func shardIDs(t *testing.T, s *Study, sh Shard) (map[ID]bool, *Plan) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHasher(s.Engine)
+	h := NewHasher(s)
 	p := make([]engine.Value, len(s.Engine.Params()))
 	ids := map[ID]bool{}
 	for _, idx := range pl.PendingList() {
@@ -70,7 +70,7 @@ func shardIDs(t *testing.T, s *Study, sh Shard) (map[ID]bool, *Plan) {
 		if err := s.Engine.Resolve(s.Dir, p); err != nil {
 			t.Fatal(err)
 		}
-		id := h.ID(p)
+		id := mustID(t, h, p)
 		if ids[id] {
 			t.Fatalf("shard %s lists point %s twice", sh, id)
 		}

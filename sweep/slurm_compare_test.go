@@ -207,7 +207,7 @@ func writeStudyRows(t *testing.T, s *Study, dir string, alter int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHasher(s.Engine)
+	h := NewHasher(s)
 	metric := -1
 	for i, m := range s.Engine.Metrics() {
 		if m.Kind == engine.Float && metric < 0 {
@@ -226,7 +226,7 @@ func writeStudyRows(t *testing.T, s *Study, dir string, alter int64) {
 		if idx == alter {
 			r.Metrics[metric].F++
 		}
-		r.ID, r.Status, r.Finished = h.ID(r.Params).String(), dataset.StatusOK, time.Now()
+		r.ID, r.Status, r.Finished = mustID(t, h, r.Params).String(), dataset.StatusOK, time.Now()
 		w.Append(r)
 	}
 	if err := w.Flush(); err != nil {

@@ -49,6 +49,8 @@ type Study struct {
 
 	tableOnce sync.Once
 	keepTab   *keepTable // constraints tabulated over the axes they read
+
+	digests fileDigests // of the files its points name, part of their IDs
 }
 
 // Dim is one dimension of the study's grid: one axis, or a [[zip]] group of
@@ -656,9 +658,139 @@ func compileWhere(src string, params []engine.Param, s *Study) (Constraint, erro
 	if err != nil {
 		return Constraint{}, fmt.Errorf("bad expression %q: %v", src, FirstLine(err.Error()))
 	}
+	if err := CheckEnumLiterals(src, EnumsOf(params)); err != nil {
+		return Constraint{}, err
+	}
 	c.prog = prog
 	return c, nil
 }
+
+// EnumsOf returns the allowed values of the string parameter called name
+// among params, nil when it has no fixed set (or is no such parameter).
+func EnumsOf(params []engine.Param) func(name string) []string {
+	return func(name string) []string {
+		if i := engine.ParamIndex(params, name); i >= 0 && params[i].Kind == engine.String {
+			return params[i].Enum
+		}
+		return nil
+	}
+}
+
+// CheckEnumLiterals rejects a comparison in the expression src that can
+// never hold, or always holds, because it compares a name with a fixed set
+// of values (enum returns it, nil for other names) to a string literal
+// outside the set: name == "x" and name != "x" (the literal on either
+// side), name in ["x", ...] and name not in [...], and "x" in [name, ...]
+// when the literal is outside the set of every name listed. The error
+// names the literal and lists the allowed values. An expression that does
+// not parse gives no error here (compiling it reports that).
+func CheckEnumLiterals(src string, enum func(name string) []string) error {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	// names a `let` declares are no parameters
+	local := map[string]bool{}
+	ast.Walk(&tree.Node, nodeVisitor(func(n ast.Node) {
+		if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+			local[v.Name] = true
+		}
+	}))
+	// enumOf is the set of values of n when it is a name with one
+	enumOf := func(n ast.Node) (string, []string) {
+		id, ok := n.(*ast.IdentifierNode)
+		if !ok || local[id.Value] {
+			return "", nil
+		}
+		return id.Value, enum(id.Value)
+	}
+	literal := func(n ast.Node) (string, bool) {
+		s, ok := n.(*ast.StringNode)
+		if !ok {
+			return "", false
+		}
+		return s.Value, true
+	}
+	var first error
+	// bad reports lit as a value the names of subject ("routing is
+	// never") do not take
+	bad := func(subject string, values []string, lit string) {
+		if first != nil {
+			return
+		}
+		hint := ""
+		best, bestD := "", 4
+		for _, v := range values {
+			if d := EditDistance(lit, v); d < bestD {
+				best, bestD = v, d
+			}
+		}
+		if best != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", best)
+		}
+		first = fmt.Errorf("%q: %s %q: the values are %s%s", src, subject, lit, strings.Join(values, ", "), hint)
+	}
+	ast.Walk(&tree.Node, nodeVisitor(func(n ast.Node) {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok {
+			return
+		}
+		switch b.Operator {
+		case "==", "!=":
+			for _, pair := range [2][2]ast.Node{{b.Left, b.Right}, {b.Right, b.Left}} {
+				name, values := enumOf(pair[0])
+				lit, ok := literal(pair[1])
+				if len(values) > 0 && ok && !contains(values, lit) {
+					bad(name+" is never", values, lit)
+				}
+			}
+		case "in":
+			list, ok := b.Right.(*ast.ArrayNode)
+			if !ok {
+				return
+			}
+			if name, values := enumOf(b.Left); len(values) > 0 {
+				for _, e := range list.Nodes {
+					if lit, ok := literal(e); ok && !contains(values, lit) {
+						bad(name+" is never", values, lit)
+					}
+				}
+				return
+			}
+			lit, ok := literal(b.Left)
+			if !ok || len(list.Nodes) == 0 {
+				return
+			}
+			var names []string
+			var union []string
+			for _, e := range list.Nodes {
+				name, values := enumOf(e)
+				if len(values) == 0 {
+					return // an element of any value may equal the literal
+				}
+				if contains(values, lit) {
+					return
+				}
+				names = append(names, name)
+				for _, v := range values {
+					if !contains(union, v) {
+						union = append(union, v)
+					}
+				}
+			}
+			if len(names) == 1 {
+				bad(names[0]+" is never", union, lit)
+			} else {
+				bad("none of "+strings.Join(names, ", ")+" is ever", union, lit)
+			}
+		}
+	}))
+	return first
+}
+
+type nodeVisitor func(ast.Node)
+
+func (f nodeVisitor) Visit(n *ast.Node) { f(*n) }
 
 // ExprOptions are the options of every expression sweep compiles (study
 // constraints, analysis filters): the given variables, a bounded size, and

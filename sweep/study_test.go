@@ -234,3 +234,78 @@ routing_skew = {from = 1.0, to = 2.0, mul = 1.1}
 		}
 	}
 }
+
+// TestEnumLiterals: a comparison of a parameter with a fixed set of values
+// to a string outside the set is an error naming the literal and the
+// values, in each form (==, != with the literal on either side, in and
+// not in); comparisons within the set, other operators and expressions of
+// other shapes pass; no expression panics.
+func TestEnumLiterals(t *testing.T) {
+	params := []engine.Param{
+		{Name: "scaling", Kind: engine.String, Enum: []string{"balanced", "compute", "capacity"}},
+		{Name: "routing", Kind: engine.String, Enum: []string{"uniform", "zipf", "trace"}},
+		{Name: "model", Kind: engine.String},
+		{Name: "top_k", Kind: engine.Int},
+	}
+	enums := EnumsOf(params)
+	bad := map[string]string{
+		`scaling == "capcity"`:                        `scaling is never "capcity": the values are balanced, compute, capacity (did you mean "capacity"?)`,
+		`scaling != "capcity"`:                        `scaling is never "capcity"`,
+		`"capcity" == scaling`:                        `scaling is never "capcity"`,
+		`"capcity" != scaling`:                        `scaling is never "capcity"`,
+		`scaling in ["compute", "capcity"]`:           `scaling is never "capcity"`,
+		`scaling not in ["capcity"]`:                  `scaling is never "capcity"`,
+		`!(scaling in ["balanced", "x"])`:             `scaling is never "x": the values are balanced, compute, capacity`,
+		`top_k > 1 && (routing == "Zipf")`:            `routing is never "Zipf": the values are uniform, zipf, trace (did you mean "zipf"?)`,
+		`top_k > 1 ? scaling == "a" : true`:           `scaling is never "a"`,
+		`"capcity" in [scaling]`:                      `scaling is never "capcity"`,
+		`"x" in [scaling, routing]`:                   `none of scaling, routing is ever "x": the values are balanced, compute, capacity, uniform, zipf, trace`,
+		`all(["a"], scaling == "a")`:                  `scaling is never "a"`,
+		`let s = scaling; s == "a" || scaling == "b"`: `scaling is never "b"`,
+	}
+	for src, want := range bad {
+		err := CheckEnumLiterals(src, enums)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want it to contain %s", src, err, want)
+		}
+	}
+	good := []string{
+		`scaling == "capacity"`,
+		`scaling != "balanced" && routing == "zipf"`,
+		`scaling in ["compute", "capacity"]`,
+		`scaling not in []`,
+		`"trace" in [scaling, routing]`,
+		`"x" in [scaling, model]`,
+		`model == "no-such-preset"`,
+		`scaling == routing`,
+		`scaling contains "cap"`,
+		`scaling startsWith "x"`,
+		`scaling in "capacity"`,
+		`let scaling = "x"; scaling == "x"`,
+		`"a" == "b"`,
+		`top_k == 1`,
+		// odd or malformed expressions: no error here, and no panic
+		``, `(`, `scaling ==`, `== "x"`, `[`, `scaling in`, `in [1]`, `#`, `.x == "y"`,
+		`{"scaling": "x"}.scaling == "y"`, `scaling?.x == "y"`, `scaling[0:1] == "z"`,
+		`scaling | upper() == "Q"`, `1..3`, `nil == scaling`, `scaling ?? "q"`,
+	}
+	for _, src := range good {
+		if err := CheckEnumLiterals(src, enums); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}
+
+// TestEnumLiteralsInStudies: the check applies to the study's constraints
+// (a literal on an axis of an enumerated parameter, or on a base value).
+func TestEnumLiteralsInStudies(t *testing.T) {
+	text := "[study]\nname = \"x\"\nwhere = ['moe_ffn_scaling != \"capcity\"']\n[axes]\nmoe_ffn_scaling = [\"balanced\", \"capacity\"]\n"
+	_, err := Parse("e.toml", text)
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.File != "e.toml" || ie.Line != 3 || ie.Key != "study.where[0]" || !strings.Contains(ie.Msg, "the values are balanced, compute, capacity") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := Parse("e.toml", strings.Replace(text, "capcity", "capacity", 1)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -262,6 +262,52 @@ func TestExtendAxisRunsOnlyNewPoints(t *testing.T) {
 	}
 }
 
+// TestEditedTraceRerunsItsPoints: editing a file the study names makes its
+// points pending, for plan, status --verify and run alike; an unchanged
+// file reruns nothing.
+func TestEditedTraceRerunsItsPoints(t *testing.T) {
+	tmp := t.TempDir()
+	os.MkdirAll(filepath.Join(tmp, "traces"), 0o755)
+	trace := filepath.Join(tmp, "traces", "t.csv")
+	writeTrace := func(text string) {
+		if err := os.WriteFile(trace, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTrace("seq_len,ch_idx\n128,0\n256,1\n512,2\n")
+	study := filepath.Join(tmp, "s.toml")
+	text := "[study]\nname = \"trace\"\nseed = 1\n[base]\nmodel = \"gpt3-7B\"\nn_layers = 1\nseq_trace = \"traces/t.csv\"\n[axes]\nbatch_size = [4, 8]\n"
+	if err := os.WriteFile(study, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "ds")
+	if _, errs, code := runCLI(t, "run", study, "--out", out, "--progress", "none", "--quiet"); code != 0 {
+		t.Fatal(errs)
+	}
+	check := func(args []string, wantCode int, want string) {
+		t.Helper()
+		stdout, errs, code := runCLI(t, args...)
+		if code != wantCode || !strings.Contains(stdout, want) {
+			t.Fatalf("%s: exit %d, want %d and %q in\n%s%s", strings.Join(args, " "), code, wantCode, want, stdout, errs)
+		}
+	}
+	check([]string{"run", study, "--out", out, "--progress", "none"}, 0, "ran 0 (0 ok, 0 failed)")
+	check([]string{"status", out, "--study", study, "--verify"}, 0, "verify:  ok")
+
+	writeTrace("seq_len,ch_idx\n1024,0\n2048,1\n4096,2\n")
+	check([]string{"plan", study, "--out", out}, 0, "dataset: "+out+": 0 done, 0 failed, 2 pending")
+	check([]string{"status", out, "--study", study, "--verify"}, 1, "missing: 2 points")
+	check([]string{"run", study, "--out", out, "--progress", "none"}, 0, "ran 2 (2 ok, 0 failed)")
+	check([]string{"status", out, "--study", study, "--verify"}, 0, "verify:  ok")
+
+	// a file that cannot be read: bad input at the key that names it
+	os.Remove(trace)
+	_, errs, code := runCLI(t, "plan", study, "--out", out)
+	if want := study + ":7: base.seq_trace: " + trace + ": cannot read"; code != 2 || !strings.Contains(errs, want) {
+		t.Fatalf("plan with the trace removed: exit %d, want 2 and %q in\n%s", code, want, errs)
+	}
+}
+
 // TestBadStudiesLeaveDatasetUntouched runs every malformed study against an
 // existing dataset: exit 2, a file:line error, and the dataset unchanged.
 func TestBadStudiesLeaveDatasetUntouched(t *testing.T) {

@@ -112,14 +112,14 @@ func TestStatusVerifyListsProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sweep.NewHasher(s.Engine)
+	h := sweep.NewHasher(s)
 	p := make([]engine.Value, len(s.Engine.Params()))
 	var failedID, failedDesc string
 	for idx := int64(0); idx < s.Combinations(); idx++ {
 		s.Fill(idx, p)
 		desc := s.Describe(p)
 		s.Engine.Resolve(s.Dir, p)
-		if id := h.ID(p); (sweep.Shard{I: 1, N: 2}).Has(id) {
+		if id := mustID(t, h, p); (sweep.Shard{I: 1, N: 2}).Has(id) {
 			failedID, failedDesc = id.String(), desc
 			break
 		}
@@ -270,7 +270,7 @@ func TestStatusVerifyReportsSupersededRows(t *testing.T) {
 	p := make([]engine.Value, len(s.Engine.Params()))
 	s.Fill(0, p)
 	s.Engine.Resolve(s.Dir, p)
-	id := sweep.NewHasher(s.Engine).ID(p).String()
+	id := mustID(t, sweep.NewHasher(s), p).String()
 	w, err := dataset.NewWriter(dir, "hand", s.Engine, map[string]string{dataset.MetaStudy: s.Text})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,9 @@ func TestStatusVerifyReportsSupersededRows(t *testing.T) {
 
 // TestStatusWithRelativeInputFiles: a stored study whose input files are
 // relative to where it was run from does not load beside the dataset;
-// status says so, suggests --study and still summarises the dataset.
+// status says so, naming the line of the stored study text (not a study
+// file beside the dataset, which does not exist), suggests --study and
+// still summarises the dataset.
 func TestStatusWithRelativeInputFiles(t *testing.T) {
 	root := t.TempDir()
 	cfg, err := os.ReadFile("../../engine/moe/testdata/hf/mixtral-8x7b.json")
@@ -309,10 +311,24 @@ func TestStatusWithRelativeInputFiles(t *testing.T) {
 		t.Fatal(errs)
 	}
 	stdout, errs, code := runCLI(t, "status", ds)
-	if code != 0 || !strings.Contains(stdout, "stored study does not load here") || !strings.Contains(stdout, "pass --study FILE") || !strings.Contains(stdout, "rows:    2 (2 ok, 0 failed)") {
-		t.Fatalf("status: exit %d\n%s%s", code, stdout, errs)
+	want := "study:   stored study does not load here (line 4 of the study text stored in the dataset's metadata: base.model_config: " + filepath.Join(ds, "cfg", "m.json") + ": cannot read"
+	if code != 0 || !strings.Contains(stdout, want) || !strings.Contains(stdout, "pass --study FILE\n") || !strings.Contains(stdout, "rows:    2 (2 ok, 0 failed)") {
+		t.Fatalf("status: exit %d, want %q in\n%s%s", code, want, stdout, errs)
+	}
+	if strings.Contains(stdout+errs, "study.toml") {
+		t.Fatalf("status names a study file that does not exist:\n%s%s", stdout, errs)
 	}
 	if stdout, errs, code := runCLI(t, "status", ds, "--study", study, "--verify"); code != 0 {
 		t.Fatalf("status --study --verify: exit %d\n%s%s", code, stdout, errs)
 	}
+}
+
+// mustID is the point ID of a resolved point.
+func mustID(t *testing.T, h *sweep.Hasher, p []engine.Value) sweep.ID {
+	t.Helper()
+	id, err := h.ID(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -116,14 +116,19 @@ func printPlan(w io.Writer, s *sweep.Study, pl *sweep.Plan, out string) {
 		names = append(names, d.Names...)
 		idx = append(idx, d.Params...)
 	}
-	h := sweep.NewHasher(s.Engine)
+	h := sweep.NewHasher(s)
 	fmt.Fprintf(tw, "  point_id\t%s\n", strings.Join(names, "\t"))
 	for _, p := range prev {
 		vals := make([]string, len(idx))
 		for i, pi := range idx {
 			vals[i] = p[pi].String()
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", h.ID(p).String(), strings.Join(vals, "\t"))
+		// Expand has read the files the points name: no error here
+		id := "?"
+		if v, err := h.ID(p); err == nil {
+			id = v.String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", id, strings.Join(vals, "\t"))
 	}
 	tw.Flush()
 }

@@ -124,9 +124,10 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 			if err != nil || m[dataset.MetaStudy] == "" {
 				continue
 			}
-			s, err = sweep.Parse(filepath.Join(dir, "study.toml"), m[dataset.MetaStudy])
+			// its relative paths start in the dataset's folder
+			s, err = sweep.Parse(sweep.StoredStudyPath(dir), m[dataset.MetaStudy])
 			if err != nil {
-				fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
+				fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", sweep.StoredStudyError(err, sweep.StoredStudyPath(dir)))
 				s = nil
 			}
 			break
@@ -142,7 +143,7 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		if err != nil {
 			// the stored study names input files relative to where it was
 			// run from (e.g. model_config = "configs/m.json")
-			fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", err)
+			fmt.Fprintf(w, "study:   stored study does not load here (%v); pass --study FILE\n", sweep.StoredStudyError(err, sweep.StoredStudyPath(dir)))
 			s = nil
 		}
 	}
@@ -166,6 +167,9 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 				}
 			}
 			if err := listProblemPoints(ctx, w, dir, s, pl, failedIDs, pending); err != nil {
+				if o.Study == "" {
+					err = sweep.StoredStudyError(err, sweep.StoredStudyPath(dir))
+				}
 				return err
 			}
 		}
@@ -223,7 +227,7 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 	type point struct{ id, desc string }
 	var miss, fail []point
 	p := make([]engine.Value, len(s.Engine.Params()))
-	h := sweep.NewHasher(s.Engine)
+	h := sweep.NewHasher(s)
 	for _, idx := range pl.PendingList() {
 		if len(miss) >= problemExamples && (len(fail) >= problemExamples || int64(len(fail)) == pl.Failed) {
 			break
@@ -233,7 +237,11 @@ func listProblemPoints(ctx context.Context, w io.Writer, dir string, s *sweep.St
 		if err := s.Engine.Resolve(s.Dir, p); err != nil {
 			return s.ErrorAt(err, desc)
 		}
-		id := h.ID(p).String()
+		v, err := h.ID(p)
+		if err != nil {
+			return s.ErrorAt(err, desc)
+		}
+		id := v.String()
 		if failed[id] {
 			if len(fail) < problemExamples {
 				fail = append(fail, point{id, desc})
