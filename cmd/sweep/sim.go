@@ -175,6 +175,9 @@ func report(w io.Writer, e engine.Engine, p, m []engine.Value) {
 	} else {
 		fmt.Fprintf(w, "Dense FFN (num_experts = 0)\n")
 	}
+	if n := in("sliding_layers").I; n > 0 {
+		fmt.Fprintf(w, "Attention: sliding window of %d tokens in %d of the %d layers\n", in("sliding_window").I, n, in("n_layers").I)
+	}
 	fmt.Fprintf(w, "Hardware: %s, %d×%d array ×%d at %g MHz, %d HBM channels × %g B/cycle, PIM %v, link %g GB/s\n",
 		in("hardware").S, in("array_height").I, in("array_width").I, in("arrays").I, in("clock_mhz").F,
 		in("hbm_channels").I, in("hbm_bytes_per_cycle").F, in("pim").Bool(), in("link_gbps").F)

@@ -39,9 +39,12 @@ type config struct {
 	batch    int64
 	seqLen   int64
 	seqTrace []Request
-	routing  string
-	skew     float64
-	rtrace   *RoutingTrace
+	// sliding-window attention: window tokens in slidingLayers of the
+	// layers (slidingAt)
+	window, slidingLayers int64
+	routing               string
+	skew                  float64
+	rtrace                *RoutingTrace
 	// tokenBase is the index of the batch's first token in the whole batch
 	// (a sub-batch's second half starts at the first half's size): its
 	// tokens take their own routing (trace rows, random draws)
@@ -73,6 +76,7 @@ func (e *Engine) config(p []engine.Value) config {
 		linkLatency: p[pLinkLatency].I, resident: p[pResident].I, overlap: p[pOverlap].Bool(),
 		subBatch: p[pSubBatch].Bool(),
 
+		window: p[pSlidingWindow].I, slidingLayers: p[pSlidingLayers].I,
 		batch: p[pBatch].I, seqLen: p[pSeqLen].I, routing: p[pRouting].S, skew: p[pSkew].F, seed: p[pSeed].I,
 	}
 	c.dev = c.device()
@@ -83,6 +87,20 @@ func (e *Engine) config(p []engine.Value) config {
 		c.rtrace, _ = e.files.get(p[pRoutingTrace].S).(*RoutingTrace)
 	}
 	return c
+}
+
+// slidingAt reports whether layer l (from 0) attends over a sliding window:
+// the sliding_layers s of the L layers spread evenly from layer 0, layer l
+// being one when ceil((l+1)·s/L) > ceil(l·s/L) (s = L/2: the even layers).
+func (c *config) slidingAt(l int64) bool {
+	s, L := c.slidingLayers, c.nLayers
+	return s > 0 && c.window > 0 && ceilDiv((l+1)*s, L) > ceilDiv(l*s, L)
+}
+
+// moeAt reports whether layer l (from 0) has a MoE FFN: a multiple of
+// moe_layer_freq at or after the dense-first layers (moeLayerCount).
+func (c *config) moeAt(l int64) bool {
+	return c.E > 0 && l >= c.denseLayers && c.moeFreq >= 1 && l%c.moeFreq == 0
 }
 
 // ffnMatrices is the number of weight matrices of one FFN: 2 for GELU

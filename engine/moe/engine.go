@@ -187,52 +187,94 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	if moe {
 		rt = c.route(scratch)
 	}
-	var w attnWork
+	// attention over the whole KV cache (w) and, with sliding-window
+	// layers, over the window (ws)
+	var w, ws attnWork
 	c.attention(&w, chans[:nch], chans[nch:2*nch], nil)
-	var ls [2]layer
+	sliding := c.slidingLayers > 0 && c.window > 0
+	if sliding {
+		c.attentionOver(&ws, chans[:nch], chans[nch:2*nch], nil, c.window)
+	}
+	attnOf := func(slides bool) *attnWork {
+		if slides {
+			return &ws
+		}
+		return &w
+	}
+	// layer 0, then a later layer of each attention kind: every later
+	// layer starts with the backlog layer 0 leaves (all layers end in the
+	// FFN residual, so they leave the same)
+	var ls [3]layer
 	first := &ls[0]
-	c.stageAB(first, 0, &w)
+	c.stageAB(first, 0, attnOf(c.slidingAt(0)))
 	c.stageE(first, &rt, denseLayers)
-	rest := first
-	if c.nLayers > 1 {
-		rest = &ls[1]
-		c.stageAB(rest, first.e.end, &w)
-		if rest.eIn == first.eIn {
-			rest.e = first.e
+	later := func(l *layer, aw *attnWork) *layer {
+		c.stageAB(l, first.e.end, aw)
+		if l.eIn == first.eIn {
+			l.e = first.e
 		} else {
-			c.stageE(rest, &rt, denseLayers)
+			c.stageE(l, &rt, denseLayers)
+		}
+		return l
+	}
+	rest, restS := first, first // full-attention and sliding-window later layers
+	if c.nLayers > 1 {
+		rest = later(&ls[1], &w)
+		restS = rest
+		if sliding {
+			restS = later(&ls[2], &ws)
 		}
 	}
 	// layer 0 is a MoE layer when there are no leading dense layers
-	m1 := b2i(moe && c.denseLayers == 0)
+	m1 := b2i(c.moeAt(0))
 	d1 := 1 - m1
 	dn, mn := denseLayers-d1, moeLayers-m1 // later layers of each kind
-	n := c.nLayers - 1
+	var dS, mS int64                       // …of them with sliding-window attention
+	if sliding {
+		for l := int64(1); l < c.nLayers; l++ {
+			if c.slidingAt(l) {
+				if c.moeAt(l) {
+					mS++
+				} else {
+					dS++
+				}
+			}
+		}
+	}
 
 	var qkv, attn, proj, ffn, router, experts, loads tally
-	qkv.add(&first.qkv, 1)
-	qkv.add(&rest.qkv, n)
-	attn.add(&first.attn, 1)
-	attn.add(&rest.attn, n)
-	proj.add(&first.e.proj, 1)
-	proj.add(&rest.e.proj, n)
-	proj.add(&first.e.resDense, d1)
-	proj.add(&rest.e.resDense, dn)
-	proj.add(&first.e.resMoE, m1)
-	proj.add(&rest.e.resMoE, mn)
-	ffn.add(&first.e.dense, d1)
-	ffn.add(&rest.e.dense, dn)
-	ffn.add(&first.e.shared, m1)
-	ffn.add(&rest.e.shared, mn)
-	router.add(&first.e.router, m1)
-	router.add(&rest.e.router, mn)
-	experts.add(&first.e.experts, m1)
-	experts.add(&rest.e.experts, mn)
-	loads.cycles = m1*first.e.exposed + mn*rest.e.exposed
-	total := d1*first.dense() + m1*first.moe() + dn*rest.dense() + mn*rest.moe()
+	var total int64
+	// add counts layer l as dense dense layers and moe MoE layers
+	add := func(l *layer, dense, moe int64) {
+		qkv.add(&l.qkv, dense+moe)
+		attn.add(&l.attn, dense+moe)
+		proj.add(&l.e.proj, dense+moe)
+		proj.add(&l.e.resDense, dense)
+		proj.add(&l.e.resMoE, moe)
+		ffn.add(&l.e.dense, dense)
+		ffn.add(&l.e.shared, moe)
+		router.add(&l.e.router, moe)
+		experts.add(&l.e.experts, moe)
+		loads.cycles += moe * l.e.exposed
+		total += dense*l.dense() + moe*l.moe()
+	}
+	add(first, d1, m1)
+	add(rest, dn-dS, mn-mS)
+	add(restS, dS, mS)
+	// cycles_layer: a later layer of the model's FFN kind; with sliding
+	// windows, the mean over those layers of both attention kinds
 	layerCycles := rest.dense()
+	kindN, kindS := dn, dS
 	if moe {
-		layerCycles = rest.moe()
+		layerCycles, kindN, kindS = rest.moe(), mn, mS
+	}
+	if kindS > 0 {
+		full := kindN - kindS
+		if moe {
+			layerCycles = (full*rest.moe() + kindS*restS.moe() + kindN/2) / kindN
+		} else {
+			layerCycles = (full*rest.dense() + kindS*restS.dense() + kindN/2) / kindN
+		}
 	}
 	if c.subBatch && c.pim && c.batch >= 2 {
 		c.subBatchTallies(&rt, &qkv, &attn, &proj, &ffn, &router, &experts, &loads, &total, &layerCycles)

@@ -117,6 +117,9 @@ func TestInvalidInput(t *testing.T) {
 		{map[string]any{"model_config": "missing-key.json"}, "missing keys model_n_head"},
 		{map[string]any{"seq_trace": "bad-trace.csv"}, `bad-trace.csv:3: seq_len "x12" is not a positive integer`},
 		{map[string]any{"seq_trace": "bad-header.csv"}, "bad-header.csv:1: header"},
+		{map[string]any{"sliding_window": -1}, "sliding_window = -1: must be 0 (no sliding window) or positive"},
+		{map[string]any{"sliding_window": 128, "sliding_layers": 33}, "sliding_layers = 33: must be between 0 and n_layers = 32"},
+		{map[string]any{"sliding_layers": 4}, "sliding_layers = 4: needs sliding_window > 0"},
 	} {
 		_, err := tryPoint(e, tc.kv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

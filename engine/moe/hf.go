@@ -374,8 +374,9 @@ func hfDBRX(h *hfReader) {
 // hfGptOss: GptOssForCausalLM. Experts of width intermediate_size with
 // biases (gate_up 2·w + down d per expert), a router with a bias, attention
 // biases (attention_bias, default true), one sink logit per head, RMSNorm.
-// The alternating sliding-window layers (layer_types) do not change the
-// parameter count; the timing model treats every layer as full attention.
+// Its layers alternate sliding-window (sliding_window tokens, 128) and
+// full attention (layer_types; absent: the even layers slide, as in the
+// transformers default).
 func hfGptOss(h *hfReader) {
 	h.common()
 	h.setInt("d_ff", h.count("intermediate_size", true, 0))
@@ -388,6 +389,24 @@ func hfGptOss(h *hfReader) {
 	h.setBool("ffn_bias", true)
 	h.setBool("router_bias", true)
 	h.setBool("attn_sinks", true)
+	if w := h.count("sliding_window", false, 0); w > 0 {
+		h.setInt("sliding_window", w)
+		layers := h.count("num_hidden_layers", false, 0)
+		n := (layers + 1) / 2
+		if h.has("layer_types") {
+			var types []string
+			if err := json.Unmarshal(h.m["layer_types"], &types); err != nil {
+				h.fail("layer_types", "want a list of strings, got "+h.raw("layer_types"))
+			}
+			n = 0
+			for _, t := range types {
+				if t == "sliding_attention" {
+					n++
+				}
+			}
+		}
+		h.setInt("sliding_layers", n)
+	}
 }
 
 // loadHFConfig reads a decoded Hugging Face config.json.

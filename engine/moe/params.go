@@ -44,6 +44,8 @@ const (
 	pNormsPerLayer
 	pQKNorm
 	pSinks
+	pSlidingWindow
+	pSlidingLayers
 	pTied
 	pDtypeBytes
 	// hardware
@@ -154,6 +156,8 @@ var paramTable = [nParams]engine.Param{
 	pNormsPerLayer: ip("norms_per_layer", "", "norms of width d_model per layer (2 pre-norms; 4 with post-norms as in Grok-1)", 2),
 	pQKNorm:        sp("qk_norm", "RMSNorm of queries and keys: none, head (one head_dim weight each for Q and K, Qwen3), full (over all heads: (n_heads + n_kv_heads)*head_dim weights, OLMoE)", "none", qkNormKinds),
 	pSinks:         bp("attn_sinks", "one learned attention-sink logit per head and layer (gpt-oss)", false),
+	pSlidingWindow: ip("sliding_window", "token", "KV tokens (the most recent) a sliding-window attention layer attends to; 0 = every layer attends to its whole KV cache", 0),
+	pSlidingLayers: ipDerived("sliding_layers", "", "layers with sliding-window attention, spread evenly from layer 0 (half of them: the even layers, as gpt-oss alternates); unset = n_layers when sliding_window > 0, else 0"),
 	pTied:          bp("tied_embeddings", "LM head shares the input embedding matrix", false),
 	pDtypeBytes:    ip("dtype_bytes", "B", "bytes per weight and activation value (2 = fp16)", 2),
 

@@ -96,9 +96,19 @@ func (c *config) split(quota []int64) (b1, b2 int64) {
 // sbHalf is one sub-batch: the config with its size as the batch, its
 // attention and its routing.
 type sbHalf struct {
-	c    config
-	attn attnWork
-	rt   routing
+	c     config
+	attn  attnWork // attention over the whole KV cache
+	attnS attnWork // over the sliding window (sliding-window layers)
+	rt    routing
+}
+
+// attnOf is the half's attention in a layer with (slides) or without a
+// sliding window.
+func (h *sbHalf) attnOf(slides bool) *attnWork {
+	if slides {
+		return &h.attnS
+	}
+	return &h.attn
 }
 
 // sbProgram is the array program of a stage: the FFN of one sub-batch
@@ -237,6 +247,10 @@ func (c *config) subBatchIteration(r *sbResult, whole *routing) {
 		}
 		clear(seen)
 		h.c.attention(&h.attn, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1})
+		if c.slidingLayers > 0 && c.window > 0 {
+			clear(seen)
+			h.c.attentionOver(&h.attnS, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1}, c.window)
+		}
 		if c.E > 0 {
 			var scratch [maxExperts]int32
 			h.rt = h.c.route(scratch[:])
@@ -245,43 +259,63 @@ func (c *config) subBatchIteration(r *sbResult, whole *routing) {
 	h1, h2 := &hs[0], &hs[1]
 	h1.rt.sum.loaded = min(h1.rt.sum.loaded, whole.sum.loaded)
 	h2.rt.sum.loaded = whole.sum.loaded - h1.rt.sum.loaded
-	// layer ℓ is a MoE layer when it is a multiple of moe_layer_freq at or
-	// after the dense-first layers (moeLayerCount)
+	// Stage C of layer ℓ runs the second half's attention of layer ℓ, D the
+	// first half's of layer ℓ+1. A kind of layer ℓ < L−1 is whether it is a
+	// MoE layer (moeAt), and whether the attention beside its C and its D
+	// slides (slidingAt ℓ, ℓ+1): kind = moe·4 + slidingC·2 + slidingD.
 	L := c.nLayers
-	moes := func(n int64) int64 { return moeLayerCount(n, c.denseLayers, c.moeFreq, c.E) } // among layers 0 … n−1
-	moeBefore := moes(L - 1)
-	lastMoE := moes(L) > moeBefore
-	prevMoE := L >= 2 && moeBefore > moes(L-2) // layer L−2
+	kindOf := func(l int64) int {
+		return int(b2i(c.moeAt(l))<<2 | b2i(c.slidingAt(l))<<1 | b2i(c.slidingAt(l+1)))
+	}
+	var counts [8]int64
+	for l := int64(0); l < L-1; l++ {
+		counts[kindOf(l)]++
+	}
+	lastMoE := c.moeAt(L - 1)
+	prevKind := -1 // layer L−2's
+	if L >= 2 {
+		prevKind = kindOf(L - 2)
+	}
 
 	var w layer
 	a, carry := c.sbStage(sbProgram{qkv: h1}, nil, 0, &w)
-	b, carry := c.sbStage(sbProgram{qkv: h2}, &h1.attn, carry, &w)
+	b, carry := c.sbStage(sbProgram{qkv: h2}, h1.attnOf(c.slidingAt(0)), carry, &w)
 	total := a + b
-	// C and D of each kind of layer ℓ < L−1, both from the backlog B left;
-	// E starts from what the D of layer L−2 leaves
+	// C and D of each kind of layer ℓ < L−1, all from the backlog B left;
+	// E starts from what the D of layer L−2 leaves. cycles_layer is C + D
+	// of a layer of the last layer's FFN kind (the mean over its kinds).
 	carryE := carry
-	var layerCD int64
-	for _, moe := range []bool{false, true} {
-		n := L - 1 - moeBefore
-		if moe {
-			n = moeBefore
-		}
-		if n == 0 && moe != lastMoE {
+	cd := func(moe, slidesC, slidesD bool, u *layer) (cycles int64, left float64) {
+		cc, left := c.sbStage(sbProgram{ffn: h1, moe: moe, qkv: h1}, h2.attnOf(slidesC), carry, u)
+		dd, left := c.sbStage(sbProgram{ffn: h2, moe: moe, qkv: h2}, h1.attnOf(slidesD), left, u)
+		return cc + dd, left
+	}
+	var layerSum, layerN int64
+	for k, n := range counts {
+		if n == 0 {
 			continue
 		}
+		moe := k&4 != 0
 		var u layer
-		cc, left := c.sbStage(sbProgram{ffn: h1, moe: moe, qkv: h1}, &h2.attn, carry, &u)
-		dd, left := c.sbStage(sbProgram{ffn: h2, moe: moe, qkv: h2}, &h1.attn, left, &u)
+		cycles, left := cd(moe, k&2 != 0, k&1 != 0, &u)
 		addLayer(&w, &u, n)
-		total += n * (cc + dd)
+		total += n * cycles
 		if moe == lastMoE {
-			layerCD = cc + dd
+			layerSum += n * cycles
+			layerN += n
 		}
-		if n > 0 && moe == prevMoE {
+		if k == prevKind {
 			carryE = left
 		}
 	}
-	e, carry := c.sbStage(sbProgram{ffn: h1, moe: lastMoE}, &h2.attn, carryE, &w)
+	if layerN == 0 { // no earlier layer of the last one's kind
+		var u layer
+		s := c.slidingAt(L - 1)
+		layerSum, _ = cd(lastMoE, s, s, &u)
+		layerN = 1
+	}
+	layerCD := (layerSum + layerN/2) / layerN
+	e, carry := c.sbStage(sbProgram{ffn: h1, moe: lastMoE}, h2.attnOf(c.slidingAt(L-1)), carryE, &w)
 	f, _ := c.sbStage(sbProgram{ffn: h2, moe: lastMoE}, nil, carry, &w)
 	total += e + f
 	*r = sbResult{total: total, layer: layerCD, work: w}

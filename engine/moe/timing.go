@@ -176,6 +176,19 @@ type attnWork struct {
 // With sel (sub-batch mode, subbatch.go) only the requests of one sub-batch
 // count; c.batch is then that sub-batch's size and sel.total the batch's.
 func (c *config) attention(w *attnWork, logit, attend []int64, sel *halfSel) {
+	c.attentionOver(w, logit, attend, sel, 0)
+}
+
+// attentionOver is attention in a layer whose requests attend to at most
+// window tokens of their KV cache (sliding-window attention; 0: all of
+// it): a request of KV length s reads min(s, window) tokens.
+func (c *config) attentionOver(w *attnWork, logit, attend []int64, sel *halfSel, window int64) {
+	kvLen := func(s int64) int64 {
+		if window > 0 {
+			return min(s, window)
+		}
+		return s
+	}
 	heads := ceilDiv(c.nHeads, c.tp)
 	kvHeads := ceilDiv(c.nKV, c.tp)
 	qkDim, vDim, kvWidth := c.attnShape(kvHeads)
@@ -187,7 +200,7 @@ func (c *config) attention(w *attnWork, logit, attend []int64, sel *halfSel) {
 		// every request has length seq_len and request r sits in channel
 		// r mod channels: channel i holds ceil((batch − i)/channels)
 		// requests, so the sums close without a loop over the batch
-		s := c.seqLen
+		s := kvLen(c.seqLen)
 		w.scores = c.batch * heads * (s + b2i(c.sinks))
 		w.kvBytes = c.batch * s * kvWidth * c.dtype
 		w.macs = c.batch * s * heads * (qkDim + vDim)
@@ -222,7 +235,7 @@ func (c *config) attention(w *attnWork, logit, attend []int64, sel *halfSel) {
 		if row++; row == len(c.seqTrace) {
 			row = 0
 		}
-		s := int64(q.SeqLen)
+		s := kvLen(int64(q.SeqLen))
 		ch = int64(q.Channel)
 		if ch >= c.channels {
 			ch %= c.channels
