@@ -11,6 +11,7 @@ import (
 
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/engine/moe"
+	"github.com/sweep-dse/sweep/sweep"
 )
 
 // simOptions are the flags of `sweep sim`.
@@ -51,13 +52,15 @@ func runSim(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 }
 
 // simulate resolves and evaluates the point the options describe; it
-// returns the values given too.
+// returns the values given too. A parameter set without effect on the
+// point is an *sweep.InputError naming its --set.
 func simulate(ctx context.Context, e engine.Engine, o simOptions) (given, p, m []engine.Value, err error) {
 	params := e.Params()
 	p = make([]engine.Value, len(params))
 	if o.ModelConfig != "" {
 		p[engine.ParamIndex(params, "model_config")] = engine.StringV(o.ModelConfig)
 	}
+	flags := make([]string, len(params)) // the --set of each parameter
 	for _, kv := range o.Sets {
 		name, text, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -76,9 +79,13 @@ func simulate(ctx context.Context, e engine.Engine, o simOptions) (given, p, m [
 			return nil, nil, nil, usageErr(fmt.Sprintf("--set %s: %s is already set (to %s)", kv, name, p[i]))
 		}
 		p[i] = v
+		flags[i] = "--set " + kv
 	}
 	given = slices.Clone(p)
 	if err := e.Resolve(".", p); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := ignoredSets(e, given, flags, p); err != nil {
 		return nil, nil, nil, err
 	}
 	m = make([]engine.Value, len(e.Metrics()))
@@ -86,6 +93,43 @@ func simulate(ctx context.Context, e engine.Engine, o simOptions) (given, p, m [
 		return nil, nil, nil, err
 	}
 	return given, p, m, nil
+}
+
+// ignoredSets is the error of the --set parameters that have no effect on
+// the resolved point p (given: the values before Resolve; flags[i]: the
+// --set of parameter i, "" if none), or nil.
+func ignoredSets(e engine.Engine, given []engine.Value, flags []string, p []engine.Value) error {
+	ig, ok := e.(engine.Ignorer)
+	if !ok {
+		return nil
+	}
+	f := ig.Ignoring(given, nil)
+	if f == nil {
+		return nil
+	}
+	var ign []engine.Ignored
+	for _, x := range f(p, nil) {
+		if flags[x.Param] != "" {
+			ign = append(ign, x)
+		}
+	}
+	if len(ign) == 0 {
+		return nil
+	}
+	params := e.Params()
+	var more []string
+	for _, x := range ign[1:] {
+		more = append(more, flags[x.Param])
+	}
+	x := ign[0]
+	msg := "has no effect: " + x.Why
+	if x.By >= 0 {
+		msg += " (the point has " + sweep.Setting(params[x.By], p[x.By]) + ")"
+	}
+	if len(more) > 0 {
+		msg += "; nor has " + strings.Join(more, ", ")
+	}
+	return &sweep.InputError{Key: flags[x.Param], Msg: msg}
 }
 
 func jsonValue(v engine.Value) any {
