@@ -258,3 +258,29 @@ type Costly interface {
 type Preparer interface {
 	Prepare(dir string, base []Value, vary []int) (resolve func(p []Value) error, ok bool)
 }
+
+// Ignorer is implemented by engines that know when a parameter's value has
+// no effect on a resolved point's metrics (the embedded engine's
+// routing_skew under uniform routing). A study that varies such a
+// parameter gets points that repeat each other's results; one that sets
+// it where no point uses it has a mistake. Points keep the values they
+// were given all the same (resolution never maps two inputs to one point).
+type Ignorer interface {
+	// Ignoring takes a study as Preparer.Prepare does (its fixed values
+	// base, Unset where not given, and the indices vary of the parameters
+	// its axes vary) and returns a function that appends to dst the
+	// parameters the study gives (set in base or varied) whose values have
+	// no effect on the metrics of the resolved point p, with the reason,
+	// at most once each; nil when no given parameter can be without
+	// effect. The function is called for every point of a study: it is
+	// cheap, allocates nothing but dst's growth, and is safe for
+	// concurrent use.
+	Ignoring(base []Value, vary []int) func(p []Value, dst []Ignored) []Ignored
+}
+
+// Ignored is a parameter that has no effect on a point.
+type Ignored struct {
+	Param int    // its index in Params
+	Why   string // the rule, naming the parameter: `routing_skew applies only to routing = "zipf"`
+	By    int    // the parameter whose value at the point makes it so, or -1
+}

@@ -170,32 +170,38 @@ func equalIDs(a, b []ID) bool {
 
 // TestUnreadableFileFailsThePlan: a file parameter naming a file that
 // cannot be read gives no ID: the plan fails with an InputError at the key
-// that names it, though the engine itself does not read the file (routing
-// traces are read only with routing = "trace"), and a run writes nothing.
+// that names it, and a run writes nothing. A file the points ignore is not
+// read: that study fails as one setting a parameter without effect.
 func TestUnreadableFileFailsThePlan(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "study.toml")
-	writeFile(t, path, "[study]\nname = \"x\"\n[base]\nmodel = \"gpt3-7B\"\nrouting_trace = \"traces/gone.csv\"\n[axes]\nbatch_size = [4, 8]\n")
-	s, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range []Shard{All, {I: 1, N: 2}} {
-		_, err = Expand(context.Background(), s, filepath.Join(dir, "none"), PlanOptions{Shard: sh})
-		var ie *InputError
-		if !errors.As(err, &ie) {
-			t.Fatalf("shard %s: error %T %v, want an InputError", sh, err, err)
+	for _, tc := range []struct{ study, want string }{
+		{"[study]\nname = \"x\"\n[base]\nmodel = \"gpt3-7B\"\nnum_experts = 8\nrouting = \"trace\"\nrouting_trace = \"traces/gone.csv\"\n[axes]\nbatch_size = [4, 8]\n",
+			":7: base.routing_trace: " + filepath.Join(dir, "traces", "gone.csv") + ": cannot read"},
+		{"[study]\nname = \"x\"\n[base]\nmodel = \"gpt3-7B\"\nrouting_trace = \"traces/gone.csv\"\n[axes]\nbatch_size = [4, 8]\n",
+			":5: base.routing_trace: has no effect on any point"},
+	} {
+		path := filepath.Join(dir, "study.toml")
+		writeFile(t, path, tc.study)
+		s, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		want := path + ":5: base.routing_trace: " + filepath.Join(dir, "traces", "gone.csv") + ": cannot read"
-		if !strings.HasPrefix(err.Error(), want) {
-			t.Fatalf("shard %s: error\n  %v\nwant it to start with\n  %s", sh, err, want)
+		for _, sh := range []Shard{All, {I: 1, N: 2}} {
+			_, err = Expand(context.Background(), s, filepath.Join(dir, "none"), PlanOptions{Shard: sh})
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("shard %s: error %T %v, want an InputError", sh, err, err)
+			}
+			if !strings.HasPrefix(err.Error(), path+tc.want) {
+				t.Fatalf("shard %s: error\n  %v\nwant it to start with\n  %s", sh, err, path+tc.want)
+			}
 		}
-	}
-	out := filepath.Join(dir, "ds")
-	if _, err := Run(context.Background(), s, RunOptions{Out: out}); err == nil {
-		t.Fatal("the run succeeded")
-	}
-	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the run left %s: %v", out, err)
+		out := filepath.Join(dir, "ds")
+		if _, err := Run(context.Background(), s, RunOptions{Out: out}); err == nil {
+			t.Fatal("the run succeeded")
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the run left %s: %v", out, err)
+		}
 	}
 }

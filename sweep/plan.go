@@ -37,7 +37,24 @@ type Plan struct {
 	Superseded      int64
 	SupersededParts []string
 	superseded      map[uint64]bool
-	first           []int64 // first few points' combination indexes, for display
+	// NoEffect lists the study keys whose parameter has no effect on some
+	// points (engine.Ignorer), in the order of the study file. Expand
+	// refuses a study with a key that no point uses, unless Lenient.
+	NoEffect []NoEffect
+	first    []int64 // first few points' combination indexes, for display
+}
+
+// Notes are the notes of the plan for the user: one per axis that some
+// points ignore (they repeat each other's results there). A key that
+// only [base] sets repeats nothing and gets none.
+func (pl *Plan) Notes() []string {
+	var out []string
+	for i := range pl.NoEffect {
+		if x := &pl.NoEffect[i]; x.Varied && !x.All() {
+			out = append(out, x.Note(pl.Study.Path))
+		}
+	}
+	return out
 }
 
 // IsSuperseded reports whether the point id has an ok row beside a failed
@@ -54,6 +71,9 @@ type PlanOptions struct {
 	Force       bool // run even above the study's max_points
 	Preview     int  // how many points to keep for display
 	Jobs        int  // parallel workers; 0 = CPU count
+	// Lenient lists a parameter that no point uses in Plan.NoEffect instead
+	// of failing (sweep status reads studies that have run already).
+	Lenient bool
 }
 
 // PendingList returns the pending combination indexes in order.
@@ -208,10 +228,28 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	// the contract is checked on is resolved the same way, and compared
 	// with Resolve of the whole point.
 	whole := !axesOnly || !s.whereByIndex()
+	// which given parameters each point ignores, counted per parameter
+	ignoring := s.ignoring()
+	var ignored []ignoredCount
+	if ignoring != nil {
+		ignored = make([]ignoredCount, len(s.Engine.Params()))
+	}
 	for w := 0; w < o.Jobs; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var ign []engine.Ignored
+			var counts []ignoredCount
+			if ignoring != nil {
+				counts = make([]ignoredCount, len(ignored))
+				defer func() {
+					mu.Lock()
+					defer mu.Unlock()
+					for i := range counts {
+						ignored[i] = mergeIgnored(ignored[i], counts[i])
+					}
+				}()
+			}
 			p := make([]engine.Value, len(s.Engine.Params()))
 			f := s.NewFilter()
 			h := NewHasher(s)
@@ -286,6 +324,12 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 							return
 						}
 					}
+					if ignoring != nil {
+						ign = ignoring(p, ign[:0])
+						for k := range ign {
+							counts[ign[k].Param].add(idx, &ign[k], p)
+						}
+					}
 					if !needID {
 						cPoints++
 						pl.Pending.set(idx)
@@ -338,6 +382,12 @@ func Expand(ctx context.Context, s *Study, dir string, o PlanOptions) (*Plan, er
 	if pl.Combinations > 0 && pl.Dropped == pl.Combinations {
 		return nil, &InputError{File: s.Path, Line: locate(s.Text, []string{"study", "where"}), Key: "study.where",
 			Msg: fmt.Sprintf("the constraints drop every one of the %d combinations of the axes: the study has no points", pl.Combinations)}
+	}
+	if ignoring != nil {
+		pl.NoEffect = s.ignoredKeys(ignored, pl.Points+pl.OtherShards)
+		if err := s.ignoredError(pl.NoEffect); err != nil && !o.Lenient {
+			return nil, err
+		}
 	}
 	pl.Done, pl.Failed = done.Load(), nfailed.Load()
 	slices.Sort(firsts)

@@ -64,6 +64,10 @@ type Hasher struct {
 	s     *Study
 	files []int     // the file parameters a point of the study may set
 	last  []fileSum // per entry of files: the last file hashed and its digest
+	// ignoring reports the parameters a point ignores (nil: none); a file
+	// the point ignores does not change its results, and is not read
+	ignoring func(p []engine.Value, dst []engine.Ignored) []engine.Ignored
+	ign      []engine.Ignored
 }
 
 // fileSum is the digest of a file, by the value that names it.
@@ -80,7 +84,11 @@ func NewHasher(s *Study) *Hasher {
 		schema = fmt.Appendf(schema, "%s:%d\x00", p.Name, p.Kind)
 	}
 	files := s.fileParams()
-	return &Hasher{seed: xxh3.Hash(schema), s: s, files: files, last: make([]fileSum, len(files))}
+	h := &Hasher{seed: xxh3.Hash(schema), s: s, files: files, last: make([]fileSum, len(files))}
+	if len(files) > 0 {
+		h.ignoring = s.ignoring()
+	}
+	return h
 }
 
 // fileParams lists the file parameters that may name a file in a point of
@@ -99,8 +107,9 @@ func (s *Study) fileParams() []int {
 
 // ID hashes a resolved point: each value as its kind byte and 8 bytes (a
 // string: its length and bytes), then the 16-byte XXH3-128 digest of the
-// contents of each file that a file parameter names (a non-empty value), in
-// parameter order; seeded by the schema. The error is an *engine.FileError
+// contents of each file that a file parameter names (a non-empty value) and
+// the point does not ignore (engine.Ignorer), in parameter order; seeded by
+// the schema. The error is an *engine.FileError
 // for a file that cannot be read (Study.ErrorAt names its key).
 func (h *Hasher) ID(p []engine.Value) (ID, error) {
 	// one pass, writing by index into the reused buffer (no append, whose
@@ -132,10 +141,19 @@ func (h *Hasher) ID(p []engine.Value) (ID, error) {
 			j += 4 + copy(b[j+4:], v.S)
 		}
 	}
+	if h.ignoring != nil {
+		h.ign = h.ignoring(p, h.ign[:0])
+	}
+files:
 	for k, i := range h.files {
 		v := &p[i]
 		if v.Kind != engine.String || v.S == "" {
 			continue
+		}
+		for _, x := range h.ign {
+			if x.Param == i {
+				continue files
+			}
 		}
 		if v.S != h.last[k].name {
 			sum, err := h.s.fileDigest(v.S)

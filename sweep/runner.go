@@ -166,6 +166,9 @@ func run(ctx context.Context, s *Study, o RunOptions, pre *Plan) (*Result, error
 		}
 	}
 	res.Plan = pl
+	for _, n := range pl.Notes() {
+		logf("%s", n)
+	}
 	if !o.Discard {
 		// another study's dataset is most likely a wrong --out: adding
 		// these points would leave one dataset of two studies, whose

@@ -30,6 +30,14 @@ func randomStudy(t *testing.T, r *rand.Rand) *Study {
 		}
 		return strings.Join(out, ", ")
 	}
+	// not one expert alone: every scaling mode is alike there, and a study
+	// where moe_ffn_scaling has no effect is refused
+	experts := func(s string) string {
+		if s == "1" {
+			return "1, 2"
+		}
+		return s
+	}
 	text := fmt.Sprintf(`[study]
 name = "prop"
 seed = %d
@@ -43,7 +51,7 @@ batch_size = [%s]
 seq_len = [%s]
 moe_ffn_scaling = ["balanced", "compute"]
 `, r.IntN(1000),
-		pick([]int{1, 2, 4, 8, 16, 32, 64}),
+		experts(pick([]int{1, 2, 4, 8, 16, 32, 64})),
 		pick([]int{2, 4, 8}), // 1 always: top_k <= num_experts keeps some point
 		pick([]int{1, 8, 64, 128, 256, 512}),
 		pick([]int{128, 512, 2048}))

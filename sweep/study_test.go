@@ -135,28 +135,34 @@ func planOf(t *testing.T, text string) *Plan {
 }
 
 // TestDistinctInputsAreDistinctPoints: resolution keeps given values, so
-// combinations that differ only in values the engine ignores (an explicit
-// d_ff_expert equal to the derived one, MoE fields of a dense layer) stay
-// distinct points.
+// combinations that differ only in values the engine ignores (MoE fields of
+// a dense layer) stay distinct points. A study whose every point ignores
+// them is refused (testdata/bad/noeffect-*.toml), unless Lenient.
 func TestDistinctInputsAreDistinctPoints(t *testing.T) {
 	pl := planOf(t, `[study]
 name = "t"
-[base]
-num_experts = 64
 [axes]
-d_ff_expert = [256, 512]
-moe_ffn_scaling = ["balanced", "compute"]
+num_experts = [0, 8]
+seed = [1, 2]
+routing = ["uniform", "zipf"]
 `)
-	if pl.Points != 4 {
+	if pl.Points != 8 {
 		t.Fatalf("points %d", pl.Points)
 	}
-	pl = planOf(t, `[study]
+	s, err := Parse("t.toml", `[study]
 name = "t"
 [axes]
 num_experts = [0]
 seed = [1, 2]
 routing = ["uniform", "zipf"]
 `)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err = Expand(context.Background(), s, t.TempDir(), PlanOptions{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if pl.Points != 4 {
 		t.Fatalf("dense points %d", pl.Points)
 	}

@@ -59,6 +59,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, args []string) error
 		return nil
 	}
 	printPlan(stdout, s, pl, o.Out)
+	for _, n := range pl.Notes() {
+		fmt.Fprintln(stdout, n)
+	}
 	if other := sweep.OtherStudy(o.Out, s.Name); other != "" {
 		fmt.Fprintf(stdout, "note: %s holds rows of study %q; sweep run refuses to add study %q to it unless --mix-studies\n", o.Out, other, s.Name)
 	}

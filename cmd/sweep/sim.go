@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/sweep-dse/sweep/engine"
 	"github.com/sweep-dse/sweep/engine/moe"
+	"github.com/sweep-dse/sweep/sweep"
 )
 
 // simOptions are the flags of `sweep sim`.
@@ -38,51 +40,96 @@ func runSim(ctx context.Context, stdout, stderr io.Writer, args []string) error 
 		return usageErr(fmt.Sprintf("sim: unexpected argument %q (use --set name=value)", pos[0]))
 	}
 	e := moe.New()
-	p, m, err := simulate(ctx, e, o)
+	given, p, m, err := simulate(ctx, e, o)
 	if err != nil {
 		return err
 	}
 	if o.JSON {
 		return writeJSON(stdout, e, p, m)
 	}
-	report(stdout, e, p, m)
+	report(stdout, e, p, m, e.ExpertWidthOrigin(given, p))
 	return nil
 }
 
-// simulate resolves and evaluates the point the options describe.
-func simulate(ctx context.Context, e engine.Engine, o simOptions) ([]engine.Value, []engine.Value, error) {
+// simulate resolves and evaluates the point the options describe; it
+// returns the values given too. A parameter set without effect on the
+// point is an *sweep.InputError naming its --set.
+func simulate(ctx context.Context, e engine.Engine, o simOptions) (given, p, m []engine.Value, err error) {
 	params := e.Params()
-	p := make([]engine.Value, len(params))
+	p = make([]engine.Value, len(params))
 	if o.ModelConfig != "" {
 		p[engine.ParamIndex(params, "model_config")] = engine.StringV(o.ModelConfig)
 	}
+	flags := make([]string, len(params)) // the --set of each parameter
 	for _, kv := range o.Sets {
 		name, text, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, nil, usageErr(fmt.Sprintf("--set %q: want name=value", kv))
+			return nil, nil, nil, usageErr(fmt.Sprintf("--set %q: want name=value", kv))
 		}
 		name = strings.TrimSpace(name)
 		i := engine.ParamIndex(params, name)
 		if i < 0 {
-			return nil, nil, usageErr(fmt.Sprintf("--set %s: unknown parameter %q (see `sweep params`)", kv, name))
+			return nil, nil, nil, usageErr(fmt.Sprintf("--set %s: unknown parameter %q (see `sweep params`)", kv, name))
 		}
 		v, err := engine.ParseValue(params[i].Kind, strings.TrimSpace(text))
 		if err != nil {
-			return nil, nil, usageErr(fmt.Sprintf("--set %s: %v", kv, err))
+			return nil, nil, nil, usageErr(fmt.Sprintf("--set %s: %v", kv, err))
 		}
 		if p[i].IsSet() {
-			return nil, nil, usageErr(fmt.Sprintf("--set %s: %s is already set (to %s)", kv, name, p[i]))
+			return nil, nil, nil, usageErr(fmt.Sprintf("--set %s: %s is already set (to %s)", kv, name, p[i]))
 		}
 		p[i] = v
+		flags[i] = "--set " + kv
 	}
+	given = slices.Clone(p)
 	if err := e.Resolve(".", p); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	m := make([]engine.Value, len(e.Metrics()))
+	if err := ignoredSets(e, given, flags, p); err != nil {
+		return nil, nil, nil, err
+	}
+	m = make([]engine.Value, len(e.Metrics()))
 	if err := e.Evaluate(ctx, p, m); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return p, m, nil
+	return given, p, m, nil
+}
+
+// ignoredSets is the error of the --set parameters that have no effect on
+// the resolved point p (given: the values before Resolve; flags[i]: the
+// --set of parameter i, "" if none), or nil.
+func ignoredSets(e engine.Engine, given []engine.Value, flags []string, p []engine.Value) error {
+	ig, ok := e.(engine.Ignorer)
+	if !ok {
+		return nil
+	}
+	f := ig.Ignoring(given, nil)
+	if f == nil {
+		return nil
+	}
+	var ign []engine.Ignored
+	for _, x := range f(p, nil) {
+		if flags[x.Param] != "" {
+			ign = append(ign, x)
+		}
+	}
+	if len(ign) == 0 {
+		return nil
+	}
+	params := e.Params()
+	var more []string
+	for _, x := range ign[1:] {
+		more = append(more, flags[x.Param])
+	}
+	x := ign[0]
+	msg := "has no effect: " + x.Why
+	if x.By >= 0 {
+		msg += " (the point has " + sweep.Setting(params[x.By], p[x.By]) + ")"
+	}
+	if len(more) > 0 {
+		msg += "; nor has " + strings.Join(more, ", ")
+	}
+	return &sweep.InputError{Key: flags[x.Param], Msg: msg}
 }
 
 func jsonValue(v engine.Value) any {
@@ -161,7 +208,7 @@ func bytesHuman(n int64) string {
 }
 
 // report prints a point like the seed document's "Validation Results".
-func report(w io.Writer, e engine.Engine, p, m []engine.Value) {
+func report(w io.Writer, e engine.Engine, p, m []engine.Value, widthOrigin string) {
 	in := func(name string) engine.Value { return p[engine.ParamIndex(e.Params(), name)] }
 	out := func(name string) engine.Value { return m[engine.FieldIndex(e.Metrics(), name)] }
 	I := func(name string) int64 { return out(name).I }
@@ -170,8 +217,8 @@ func report(w io.Writer, e engine.Engine, p, m []engine.Value) {
 	fmt.Fprintf(w, "Model: %s, d_model = %d, d_ff = %d, %d heads (%d KV), %d layers, tp = %d, ffn = %s\n",
 		in("model").S, in("d_model").I, in("d_ff").I, in("n_heads").I, in("n_kv_heads").I, in("n_layers").I, in("tp").I, in("ffn").S)
 	if E > 0 {
-		fmt.Fprintf(w, "MoE:   %d experts, top-%d, scaling %s, d_ff_expert = %d, capacity factor %g\n",
-			E, in("top_k").I, in("moe_ffn_scaling").S, in("d_ff_expert").I, in("capacity_factor").F)
+		fmt.Fprintf(w, "MoE:   %d experts, top-%d, d_ff_expert = %d (%s), capacity factor %g\n",
+			E, in("top_k").I, in("d_ff_expert").I, widthOrigin, in("capacity_factor").F)
 	} else {
 		fmt.Fprintf(w, "Dense FFN (num_experts = 0)\n")
 	}

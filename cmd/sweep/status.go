@@ -136,7 +136,7 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	var problems []string
 	var pl *sweep.Plan
 	if s != nil {
-		pl, err = sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true, RetryFailed: true})
+		pl, err = sweep.Expand(ctx, s, dir, sweep.PlanOptions{Force: true, RetryFailed: true, Lenient: true})
 		if err != nil && (o.Study != "" || ctx.Err() != nil) {
 			return err
 		}

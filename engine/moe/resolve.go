@@ -202,6 +202,8 @@ func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 			return err
 		}
 	}
+	ownScaling, ownDFFE := p[pScaling].IsSet(), p[pDFFExpert].IsSet()
+	var src *modelSource
 	// model: config file, then preset; not both, or the preset's name would
 	// label the config file's architecture
 	if v := p[pModelConfig]; v.IsSet() && v.S != "" {
@@ -213,6 +215,7 @@ func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 			return err
 		}
 		fillFrom(p, data.(map[string]engine.Value))
+		src = configSource(v.S, data.(map[string]engine.Value))
 	}
 	if v := p[pModel]; v.IsSet() && v.S != "custom" {
 		pv, ok := lastModel.vec(&modelVecs, v.S, modelValues)
@@ -220,6 +223,7 @@ func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 			return perr(pModel, v, "unknown model preset%s; known: custom, %s", caseHint(v.S, ModelPresetNames()), strings.Join(ModelPresetNames(), ", "))
 		}
 		fillVec(p, pv)
+		src = presetSource(v.S)
 	}
 	// hardware: config files, then preset
 	for _, fi := range []struct {
@@ -250,6 +254,7 @@ func (e *Engine) resolveLong(dir string, p []engine.Value) error {
 		return err
 	}
 	given := givenBy(func(i int) bool { return p[i].IsSet() })
+	given.widthFrom(ownScaling, ownDFFE, src)
 	// plain defaults
 	for i := range p {
 		if !p[i].IsSet() {
@@ -294,8 +299,17 @@ func (e *Engine) traceRequests(dir string, p []engine.Value) (int64, error) {
 }
 
 // givenFlags records which parameters with derived defaults the point or a
-// preset gave, before the plain defaults were filled in.
-type givenFlags struct{ topK, dffe, qLoRA, qkNorm bool }
+// preset gave, before the plain defaults were filled in, and where the
+// expert width comes from (width.go).
+type givenFlags struct {
+	topK, dffe, qLoRA, qkNorm bool
+	// scaling, ownDFFE: the point itself (not its model preset or config
+	// file) gives moe_ffn_scaling, d_ff_expert
+	scaling, ownDFFE bool
+	// srcDFFE, srcE: the d_ff_expert and num_experts of the model preset or
+	// config file, when it gives d_ff_expert and the point does not (else 0)
+	srcDFFE, srcE int64
+}
 
 // givenBy is the flags of the parameters given reports as given.
 func givenBy(given func(i int) bool) givenFlags {
@@ -330,6 +344,9 @@ func (e *Engine) derive(dir string, p []engine.Value, nreq int64, given givenFla
 	if !p[pDFF].IsSet() {
 		p[pDFF] = engine.IntV(4 * p[pDModel].I)
 	}
+	if given.scaling && given.ownDFFE {
+		return perr(pScaling, p[pScaling], "conflicts with d_ff_expert = %d, which is given too: moe_ffn_scaling derives d_ff_expert; give one of them", p[pDFFExpert].I)
+	}
 	E := p[pNumExperts].I
 	if E < 0 || E > maxExperts {
 		return perr(pNumExperts, p[pNumExperts], "must be 0 (dense FFN) to %d", maxExperts)
@@ -356,9 +373,13 @@ func (e *Engine) derive(dir string, p []engine.Value, nreq int64, given givenFla
 		if k := p[pTopK].I; k < 1 || k > E {
 			return perr(pTopK, p[pTopK], "must be between 1 and num_experts = %d", E)
 		}
-		if !dffeGiven {
+		switch {
+		case !dffeGiven:
 			p[pDFFExpert] = engine.IntV(expertWidth(p[pScaling].S, p[pDFF].I, E))
-		} else if p[pDFFExpert].I < 1 {
+		case given.scaling && given.srcDFFE > 0:
+			// the model's width, rescaled from its own expert count
+			p[pDFFExpert] = engine.IntV(modelWidth(p[pScaling].S, given.srcDFFE, given.srcE, E))
+		case p[pDFFExpert].I < 1:
 			return perr(pDFFExpert, p[pDFFExpert], "must be at least 1")
 		}
 		if !p[pDFFShared].IsSet() {

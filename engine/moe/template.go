@@ -18,6 +18,7 @@ type resolveTemplate struct {
 	key    templateKey
 	vals   [nParams]engine.Value
 	preset [nParams]bool // set by a preset: given, for derived defaults
+	src    *modelSource  // the model preset (nil for none)
 }
 
 // templateKey names a template: the point's model and hardware values.
@@ -81,6 +82,7 @@ func buildTemplate(k templateKey) *resolveTemplate {
 			return nil
 		}
 		fillVec(q, presetVec(&modelVecs, v.S, vals))
+		t.src = presetSource(v.S)
 	}
 	if !q[pHardware].IsSet() {
 		q[pHardware] = paramTable[pHardware].Default
@@ -103,6 +105,7 @@ func buildTemplate(k templateKey) *resolveTemplate {
 // given values and fills the others, then the derived defaults follow.
 func (e *Engine) resolveFrom(dir string, p []engine.Value, t *resolveTemplate) error {
 	given := givenBy(func(i int) bool { return p[i].IsSet() || t.preset[i] })
+	given.widthFrom(p[pScaling].IsSet(), p[pDFFExpert].IsSet(), t.src)
 	for i := range p {
 		switch {
 		case !p[i].IsSet():
@@ -164,6 +167,8 @@ func (e *Engine) Prepare(dir string, base []engine.Value, vary []int) (func([]en
 		}
 	}
 	given := givenBy(func(i int) bool { return q[i].IsSet() || slices.Contains(vary, i) || t.preset[i] })
+	own := func(i int) bool { return q[i].IsSet() || slices.Contains(vary, i) }
+	given.widthFrom(own(pScaling), own(pDFFExpert), t.src)
 	prepared := make([]engine.Value, nParams)
 	for i := range q {
 		if q[i].IsSet() {
