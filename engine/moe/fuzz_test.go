@@ -67,10 +67,15 @@ func FuzzTraces(f *testing.F) {
 				t.Fatalf("error %T: %v", err, err)
 			}
 		} else {
-			for _, row := range rt.Ranked {
-				for _, x := range row[:rt.K] {
-					if int(x) >= rt.Experts {
-						t.Fatalf("expert %d of %d", x, rt.Experts)
+			for _, rows := range rt.Layers {
+				if len(rows) == 0 {
+					t.Fatal("a layer without rows")
+				}
+				for _, row := range rows {
+					for _, x := range row[:rt.K] {
+						if int(x) >= rt.Experts {
+							t.Fatalf("expert %d of %d", x, rt.Experts)
+						}
 					}
 				}
 			}

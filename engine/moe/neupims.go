@@ -333,20 +333,21 @@ func csvErrLine(err error) int {
 // maxTraceK is how many top experts per token a routing trace keeps.
 const maxTraceK = 16
 
-// RoutingTrace holds, per token of the first layer in a routing trace, its
+// RoutingTrace holds, per layer and token of a routing trace, its
 // experts ranked by probability (highest first, ties by lower index).
 type RoutingTrace struct {
 	Experts int
-	Ranked  [][maxTraceK]uint16 // per token
-	K       int                 // how many ranks are valid per token
+	Layers  [][][maxTraceK]uint16 // per layer of the trace (in order of first appearance), per token
+	K       int                   // how many ranks are valid per token
 
 	mu       sync.Mutex
-	resident map[[3]int64][]bool // popular's answers
+	resident map[[4]int64][]bool // popular's answers
 }
 
 // LoadRoutingTrace reads a routing trace CSV: header
 // layer_id,token_id,expert_0..expert_{E-1}, one row per (layer, token) with
-// routing probabilities. Only the first layer's rows are kept.
+// routing probabilities. A layer's rows keep their order in the file; the
+// layers are numbered by first appearance.
 func LoadRoutingTrace(path string) (*RoutingTrace, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -368,7 +369,7 @@ func LoadRoutingTrace(path string) (*RoutingTrace, error) {
 	}
 	rt := &RoutingTrace{Experts: e, K: min(e, maxTraceK)}
 	probs := make([]float64, e)
-	first := ""
+	layerOf := map[string]int{}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -378,11 +379,11 @@ func LoadRoutingTrace(path string) (*RoutingTrace, error) {
 			return nil, &engine.FileError{Path: path, Line: csvErrLine(err), Msg: "malformed CSV", Err: err}
 		}
 		line, _ := cr.FieldPos(0)
-		if first == "" {
-			first = rec[0]
-		}
-		if rec[0] != first {
-			continue
+		l, ok := layerOf[rec[0]]
+		if !ok {
+			l = len(rt.Layers)
+			layerOf[rec[0]] = l
+			rt.Layers = append(rt.Layers, nil)
 		}
 		for i := range e {
 			p, err := strconv.ParseFloat(rec[i+2], 64)
@@ -393,9 +394,9 @@ func LoadRoutingTrace(path string) (*RoutingTrace, error) {
 		}
 		var ranked [maxTraceK]uint16
 		rankTop(probs, ranked[:rt.K])
-		rt.Ranked = append(rt.Ranked, ranked)
+		rt.Layers[l] = append(rt.Layers[l], ranked)
 	}
-	if len(rt.Ranked) == 0 {
+	if len(rt.Layers) == 0 {
 		return nil, &engine.FileError{Path: path, Msg: "no token rows"}
 	}
 	return rt, nil

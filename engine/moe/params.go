@@ -187,6 +187,6 @@ var paramTable = [nParams]engine.Param{
 	pSeqTrace:     filep("seq_trace", "NeuPIMs request trace CSV (seq_len,ch_idx); request i uses row i mod rows"),
 	pRouting:      sp("routing", "token-to-expert routing: uniform, zipf (skew routing_skew, expert i has weight 1/(i+1)^skew) or trace", "uniform", routingKinds),
 	pSkew:         fp("routing_skew", "", "Zipf exponent for routing = zipf", 1),
-	pRoutingTrace: filep("routing_trace", "routing trace CSV (layer_id,token_id,expert_0..expert_{E-1} probabilities); token i uses row i mod rows of the first layer"),
+	pRoutingTrace: filep("routing_trace", "routing trace CSV (layer_id,token_id,expert_0..expert_{E-1} probabilities); MoE layer l routes by the trace's layer l mod its layers (in order of first appearance), token i by row i mod that layer's rows"),
 	pSeed:         ip("seed", "", "random seed of the routing (each MoE layer draws its own sample from it)", 1),
 }

@@ -93,8 +93,8 @@ func (r *routing) meanInt(x int64) int64 { return int64(math.Round(r.mean(x))) }
 //
 // Distributions: uniform; zipf, where expert i is picked with probability
 // proportional to 1/(i+1)^skew (expert 0 is the most popular, in every
-// layer); trace, where token t takes the top_k experts of trace row t mod
-// rows in every layer. With capacity_factor c > 0 an expert accepts at most
+// layer); trace, where token t of MoE layer l takes the top_k experts of
+// row t mod rows of the trace's layer l mod its layers. With capacity_factor c > 0 an expert accepts at most
 // ceil(c·batch·top_k/E) tokens of a layer, in token order; the rest are
 // dropped and counted.
 //
@@ -124,8 +124,8 @@ func (c *config) sampleLayers(layers int64, scratch []int32) routing {
 	}
 	pairs := make([]int32, c.batch+1) // pairs[n]: (layer, expert) pairs with n tokens
 	draws := r.layers
-	if c.rtrace != nil {
-		draws = 1 // a trace routes every layer alike
+	if c.rtrace != nil && len(c.rtrace.Layers) == 1 {
+		draws = 1 // a trace of one layer routes every layer alike
 	}
 	for l := int64(0); l < draws; l++ {
 		st := c.sample(scratch, l)
@@ -211,7 +211,7 @@ func (k *routeKey) hash() uint64 {
 		h ^= h >> 31
 	}
 	if k.trace != nil {
-		h ^= uint64(k.trace.Experts)*0x94d049bb133111eb + uint64(len(k.trace.Ranked))
+		h ^= uint64(k.trace.Experts)*0x94d049bb133111eb + uint64(len(k.trace.Layers[0]))
 	}
 	h *= 0x94d049bb133111eb
 	return h ^ h>>29
@@ -339,14 +339,15 @@ func (c *config) sample(load []int32, layer int64) routeStats {
 				}
 			}
 		}
-		c.summarise(load, &st)
+		c.summarise(load, &st, layer)
 		return st
 	}
 	for t := int64(0); t < c.batch; t++ {
 		var chosen []int64
 		switch {
 		case c.rtrace != nil:
-			row := &c.rtrace.Ranked[(c.tokenBase+t)%int64(len(c.rtrace.Ranked))]
+			rows := c.rtrace.Layers[layer%int64(len(c.rtrace.Layers))]
+			row := &rows[(c.tokenBase+t)%int64(len(rows))]
 			pickedSlice = pickedSlice[:K]
 			for j := range pickedSlice {
 				pickedSlice[j] = int64(row[j])
@@ -393,19 +394,19 @@ func (c *config) sample(load []int32, layer int64) routeStats {
 			st.assigned++
 		}
 	}
-	c.summarise(load, &st)
+	c.summarise(load, &st, layer)
 	return st
 }
 
 // summarise counts active, loaded and the maximum load. The resident
 // experts are the resident_experts most popular ones: the lowest-numbered
 // for uniform routing (all are alike) and zipf (expert 0 is the most
-// popular), and for a trace those its rows pick most often
-// (RoutingTrace.popular).
-func (c *config) summarise(load []int32, st *routeStats) {
+// popular), and for a trace those the rows of the MoE layer's trace layer
+// pick most often (RoutingTrace.popular).
+func (c *config) summarise(load []int32, st *routeStats, layer int64) {
 	var resident []bool
 	if c.rtrace != nil && c.resident > 0 && c.resident < c.E {
-		resident = c.rtrace.popular(c.E, c.K, c.resident)
+		resident = c.rtrace.popular(c.E, c.K, c.resident, layer%int64(len(c.rtrace.Layers)))
 	}
 	for i, n := range load[:c.E] {
 		if n > 0 {
@@ -419,19 +420,20 @@ func (c *config) summarise(load []int32, st *routeStats) {
 }
 
 // popular reports, per expert of E, whether it is among the n experts the
-// trace's rows pick most often in their first k ranks (ties: the lower
-// number), kept per (E, k, n).
-func (t *RoutingTrace) popular(E, k, n int64) []bool {
-	key := [3]int64{E, k, n}
+// rows of the trace's layer pick most often in their first k ranks (ties:
+// the lower number), kept per (E, k, n, layer).
+func (t *RoutingTrace) popular(E, k, n, layer int64) []bool {
+	key := [4]int64{E, k, n, layer}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if m, ok := t.resident[key]; ok {
 		return m
 	}
 	count := make([]int64, E)
-	for r := range t.Ranked {
+	rows := t.Layers[layer]
+	for r := range rows {
 		for j := int64(0); j < min(k, int64(t.K)); j++ {
-			if x := int64(t.Ranked[r][j]); x < E {
+			if x := int64(rows[r][j]); x < E {
 				count[x]++
 			}
 		}
@@ -446,7 +448,7 @@ func (t *RoutingTrace) popular(E, k, n int64) []bool {
 		m[x] = true
 	}
 	if t.resident == nil {
-		t.resident = map[[3]int64][]bool{}
+		t.resident = map[[4]int64][]bool{}
 	}
 	t.resident[key] = m
 	return m

@@ -1,8 +1,12 @@
 package moe
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -136,6 +140,50 @@ func TestExpertFFNsOneLayer(t *testing.T) {
 		near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
 		if ta != tb || !near(a.seq.T, b.seq.T) || !near(a.seq.Mem, b.seq.Mem) || a.seq.Backlog != b.seq.Backlog {
 			t.Fatalf("%v: histogram %+v (seq %+v), every expert %+v (seq %+v)", kv, ta, a.seq, tb, b.seq)
+		}
+	}
+}
+
+// TestRoutingTraceLayers: MoE layer l routes by the trace's layer l mod its
+// layers, and its resident experts are the ones that layer picks most. In
+// layer 0 of this trace every token takes experts 0 and 1; in layer 1,
+// token t takes t mod 4 and t+1 mod 4.
+func TestRoutingTraceLayers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("layer_id,token_id,expert_0,expert_1,expert_2,expert_3\n")
+	for _, layer := range []int{0, 1} {
+		for tok := 0; tok < 8; tok++ {
+			p := []float64{0.01, 0.01, 0.01, 0.01}
+			pick := []int{0, 1}
+			if layer == 1 {
+				pick = []int{tok % 4, (tok + 1) % 4}
+			}
+			p[pick[0]], p[pick[1]] = 0.6, 0.3
+			fmt.Fprintf(&b, "%d,%d,%g,%g,%g,%g\n", 7+layer, tok, p[0], p[1], p[2], p[3]) // layer ids need not start at 0
+		}
+	}
+	path := filepath.Join(t.TempDir(), "routing.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := New()
+	for _, tc := range []struct {
+		layers         int
+		active, loaded float64
+		maxLoad        float64
+		resident       int
+		want           string
+	}{
+		{1, 2, 0, 8, 2, "one layer: the trace's first"},
+		{2, 3, 1, 6, 2, "two: layer 0 takes 2 experts, both resident; layer 1 all 4 (4 tokens each), 2 of them loaded"},
+		{4, 3, 1, 6, 2, "four: the trace's layers in turn"},
+		{2, 3, 2, 6, 1, "one resident per layer: 1 of 2 loaded in layer 0, 3 of 4 in layer 1"},
+	} {
+		m := metrics(t, e, map[string]any{"d_model": 256, "n_heads": 4, "n_layers": tc.layers, "num_experts": 4, "top_k": 2,
+			"batch_size": 8, "routing": "trace", "routing_trace": path, "resident_experts": tc.resident})
+		if m["experts_active"].F != tc.active || m["experts_loaded"].F != tc.loaded || m["tokens_per_expert_max"].F != tc.maxLoad {
+			t.Errorf("%s: experts active %v, loaded %v, max load %v; want %v, %v, %v", tc.want,
+				m["experts_active"].F, m["experts_loaded"].F, m["tokens_per_expert_max"].F, tc.active, tc.loaded, tc.maxLoad)
 		}
 	}
 }
