@@ -222,7 +222,7 @@ func report(w io.Writer, e engine.Engine, p, m []engine.Value, widthOrigin strin
 	} else {
 		fmt.Fprintf(w, "Dense FFN (num_experts = 0)\n")
 	}
-	if n := in("sliding_layers").I; n > 0 {
+	if n := out("sliding_layers").I; n > 0 {
 		fmt.Fprintf(w, "Attention: sliding window of %d tokens in %d of the %d layers\n", in("sliding_window").I, n, in("n_layers").I)
 	}
 	fmt.Fprintf(w, "Hardware: %s, %d×%d array ×%d at %g MHz, %d HBM channels × %g B/cycle, PIM %v, link %g GB/s\n",

@@ -39,3 +39,30 @@ func TestAttentionClosedFormMatchesLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestExpertMemoChangesNothing evaluates random MoE points with and without
+// the memo of expert FFN costs: every metric must be identical.
+func TestExpertMemoChangesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	e := New()
+	for i := 0; i < 300; i++ {
+		E := []int{1, 4, 16, 64, 128, 256}[r.IntN(6)]
+		kv := map[string]any{
+			"num_experts": E, "top_k": 1 + r.IntN(min(E, 8)), "batch_size": 1 + r.IntN(1024),
+			"d_model": []int{1024, 4096}[r.IntN(2)], "ffn": []string{"gelu", "swiglu"}[r.IntN(2)],
+			"moe_ffn_scaling": []string{"balanced", "compute", "capacity"}[r.IntN(3)],
+			"routing":         []string{"uniform", "zipf"}[r.IntN(2)], "seed": r.IntN(100),
+			"pim": r.IntN(3) > 0, "n_layers": 1 + r.IntN(3),
+		}
+		noExpertMemo = false
+		a := metrics(t, e, kv)
+		noExpertMemo = true
+		b := metrics(t, e, kv)
+		noExpertMemo = false
+		for k, v := range a {
+			if b[k] != v {
+				t.Fatalf("%v: %s = %v with the memo, %v without", kv, k, v, b[k])
+			}
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package moe
 
-import "github.com/sweep-dse/sweep/engine"
+import (
+	"math"
+
+	"github.com/sweep-dse/sweep/engine"
+)
 
 // config is a resolved point in typed form. Sizes are element counts unless
 // named otherwise.
@@ -40,7 +44,8 @@ type config struct {
 	seqLen   int64
 	seqTrace []Request
 	// sliding-window attention: window tokens in slidingLayers of the
-	// layers (slidingAt)
+	// layers (slidingAt): ceil(sliding_fraction·n_layers), 0 without a
+	// window
 	window, slidingLayers int64
 	routing               string
 	skew                  float64
@@ -76,10 +81,14 @@ func (e *Engine) config(p []engine.Value) config {
 		linkLatency: p[pLinkLatency].I, resident: p[pResident].I, overlap: p[pOverlap].Bool(),
 		subBatch: p[pSubBatch].Bool(),
 
-		window: p[pSlidingWindow].I, slidingLayers: p[pSlidingLayers].I,
-		batch: p[pBatch].I, seqLen: p[pSeqLen].I, routing: p[pRouting].S, skew: p[pSkew].F, seed: p[pSeed].I,
+		window: p[pSlidingWindow].I,
+		batch:  p[pBatch].I, seqLen: p[pSeqLen].I, routing: p[pRouting].S, skew: p[pSkew].F, seed: p[pSeed].I,
 	}
 	c.dev = c.device()
+	if c.window > 0 {
+		// ceil, less a hair for fractions like 18/36 rounded up in binary
+		c.slidingLayers = min(c.nLayers, max(0, int64(math.Ceil(p[pSlidingFraction].F*float64(c.nLayers)-1e-9))))
+	}
 	if s := p[pSeqTrace].S; s != "" {
 		c.seqTrace, _ = e.files.get(s).([]Request)
 	}
@@ -90,7 +99,7 @@ func (e *Engine) config(p []engine.Value) config {
 }
 
 // slidingAt reports whether layer l (from 0) attends over a sliding window:
-// the sliding_layers s of the L layers spread evenly from layer 0, layer l
+// the s of the L layers (ceil(sliding_fraction·L)) spread evenly from layer 0, layer l
 // being one when ceil((l+1)·s/L) > ceil(l·s/L) (s = L/2: the even layers).
 func (c *config) slidingAt(l int64) bool {
 	s, L := c.slidingLayers, c.nLayers

@@ -268,6 +268,12 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	if moe {
 		layerCycles, kindN, kindS = rest.moe(), mn, mS
 	}
+	if kindN == 0 && c.slidingAt(0) { // layer 0 is the kind's only one, and slides
+		layerCycles = restS.dense()
+		if moe {
+			layerCycles = restS.moe()
+		}
+	}
 	if kindS > 0 {
 		full := kindN - kindS
 		if moe {
@@ -386,6 +392,7 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	out[mRoofline] = F(roof / hz)
 	out[mBound] = engine.StringV(bound)
 	out[mMoELayers] = I(moeLayers)
+	out[mSlidingLayers] = I(c.slidingLayers)
 	out[mParamsLayerDense] = I(k.layerDense)
 	out[mKVBytesPerToken] = I(c.nLayers * c.kvCacheWidth() * c.dtype)
 }
@@ -425,41 +432,86 @@ func (c *config) ffn(t *tally, T, w int64) {
 	c.gemm(t, T, w, d)
 }
 
-// expertFFNs times the experts of the MoE layers' mean (routing rt): the
-// loads n of rt.hist in ascending order, each counting pairs(n)/layers
-// experts. Experts are timed one at a time (ffn over n tokens) where the op
-// sequence stands, a fraction of one adding that fraction of its work and
-// cycles; once an expert leaves the write backlog it found (outside a PIM
-// program, where no stretch applies), the next would take the same, and
-// the rest of the load's experts take its figures at once. Over one layer
-// every count is whole and this is timing every active expert in turn.
+// expertFFNs times the experts of the MoE layers (routing rt): its two
+// sampled layers lo and hi, each from where the op sequence stands, blended
+// with weights 1−f and f (their work, cycles and the sequence after them).
+// Each layer runs every active expert in turn, the first draining the
+// write backlog the dispatch left (expertsOf).
 func (c *config) expertFFNs(t *tally, rt *routing) {
 	if rt.layers == 0 {
 		return
 	}
-	var acc [6]float64
-	for _, lc := range rt.hist {
-		left := float64(lc.pairs) / float64(rt.layers)
-		for left > 1e-9 {
-			var dt tally
-			b0, t0, mem0 := c.seq.Backlog, c.seq.T, c.seq.Mem
-			c.ffn(&dt, int64(lc.n), c.dFFE)
-			w := min(left, 1)
-			if c.seq.Backlog == b0 && t0 >= c.seq.PIMEnd {
-				w = left // steady: every later expert of this load alike
-			}
-			c.seq.T = t0 + w*(c.seq.T-t0)
-			c.seq.Mem = mem0 + w*(c.seq.Mem-mem0)
-			for i, x := range [...]int64{dt.cycles, dt.macs, dt.flops, dt.hbmBytes, dt.pimBytes, dt.compute} {
-				acc[i] += w * float64(x)
-			}
-			left -= w
-		}
+	var memo expertMemo // shared by both layers: they start alike
+	if rt.f == 0 {
+		c.expertsOf(t, rt.lo, &memo)
+		return
 	}
-	for i, p := range [...]*int64{&t.cycles, &t.macs, &t.flops, &t.hbmBytes, &t.pimBytes, &t.compute} {
-		*p += int64(math.Round(acc[i]))
+	s0 := c.seq
+	var lo, hi tally
+	c.expertsOf(&lo, rt.lo, &memo)
+	sLo := c.seq
+	c.seq = s0
+	c.expertsOf(&hi, rt.hi, &memo)
+	f := rt.f
+	blend := func(a, b float64) float64 { return (1-f)*a + f*b }
+	c.seq.T = blend(sLo.T, c.seq.T)
+	c.seq.Mem = blend(sLo.Mem, c.seq.Mem)
+	c.seq.Backlog = blend(sLo.Backlog, c.seq.Backlog)
+	for _, x := range [...]struct{ dst, a, b *int64 }{{&t.cycles, &lo.cycles, &hi.cycles}, {&t.macs, &lo.macs, &hi.macs},
+		{&t.flops, &lo.flops, &hi.flops}, {&t.hbmBytes, &lo.hbmBytes, &hi.hbmBytes}, {&t.pimBytes, &lo.pimBytes, &hi.pimBytes},
+		{&t.compute, &lo.compute, &hi.compute}} {
+		*x.dst += int64(math.Round(blend(float64(*x.a), float64(*x.b))))
 	}
 }
+
+// expertsOf times the FFN of every active expert of one layer (load: its
+// tokens per expert), in expert order, each over its own tokens (ffn). An
+// expert's cost depends only on its token count and on the write backlog
+// the op before it left (outside a PIM program, where no stretch applies),
+// and most experts repeat a (backlog, tokens) pair seen before: those take
+// the recorded result instead of a recount. The figures are those of
+// timing every expert.
+func (c *config) expertsOf(t *tally, load []int32, table *expertMemo) {
+	for _, n := range load {
+		if n <= 0 {
+			continue
+		}
+		if c.seq.T < c.seq.PIMEnd || noExpertMemo { // inside a PIM program: time it
+			c.ffn(t, int64(n), c.dFFE)
+			continue
+		}
+		h := (uint64(n)*0x9e3779b97f4a7c15 ^ math.Float64bits(c.seq.Backlog)*0xbf58476d1ce4e5b9) >> 58
+		m := &table[h]
+		if m.ok && m.n == n && m.backlog == c.seq.Backlog {
+			t.add(&m.dt, 1)
+			c.seq.T += m.dT
+			c.seq.Mem += m.dMem
+			c.seq.Backlog = m.backlogTo
+			continue
+		}
+		var dt tally
+		b0, t0, mem0 := c.seq.Backlog, c.seq.T, c.seq.Mem
+		c.ffn(&dt, int64(n), c.dFFE)
+		*m = memoEntry{backlog: b0, n: n, ok: true, dt: dt, dT: c.seq.T - t0, dMem: c.seq.Mem - mem0, backlogTo: c.seq.Backlog}
+		t.add(&dt, 1)
+	}
+}
+
+// expertMemo records expert FFN costs by (tokens, backlog) for expertsOf,
+// over the experts of one MoE layer's timing (all of one shape and device).
+type expertMemo [64]memoEntry
+
+type memoEntry struct {
+	backlog   float64
+	n         int32
+	ok        bool
+	dt        tally
+	dT, dMem  float64
+	backlogTo float64
+}
+
+// noExpertMemo turns the memo of expertsOf off (tests compare both).
+var noExpertMemo bool
 
 // spill adds the HBM round trip of activations that do not fit in SRAM:
 // 2·max(0, act_bytes − sram_bytes) bytes [B].

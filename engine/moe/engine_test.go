@@ -118,8 +118,8 @@ func TestInvalidInput(t *testing.T) {
 		{map[string]any{"seq_trace": "bad-trace.csv"}, `bad-trace.csv:3: seq_len "x12" is not a positive integer`},
 		{map[string]any{"seq_trace": "bad-header.csv"}, "bad-header.csv:1: header"},
 		{map[string]any{"sliding_window": -1}, "sliding_window = -1: must be 0 (no sliding window) or positive"},
-		{map[string]any{"sliding_window": 128, "sliding_layers": 33}, "sliding_layers = 33: must be between 0 and n_layers = 32"},
-		{map[string]any{"sliding_layers": 4}, "sliding_layers = 4: needs sliding_window > 0"},
+		{map[string]any{"sliding_window": 128, "sliding_fraction": 1.5}, "sliding_fraction = 1.5: must be between 0 and 1"},
+		{map[string]any{"sliding_fraction": -0.5}, "sliding_fraction = -0.5: must be between 0 and 1"},
 	} {
 		_, err := tryPoint(e, tc.kv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -200,4 +200,29 @@ func benchCold(b *testing.B, layers int) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "points/s")
+}
+
+// BenchmarkPresetPoint evaluates published models at their own layer
+// counts (routing memoised, as in a sweep): a MoE layer's experts are
+// timed per active expert, so few wide experts over many layers and many
+// narrow ones cost differently from the one-layer seed point.
+func BenchmarkPresetPoint(b *testing.B) {
+	for _, kv := range []map[string]any{
+		{"model": "mixtral-8x7b", "batch_size": 256},
+		{"model": "deepseek-v3", "batch_size": 64},
+		{"model": "gpt-oss-120b", "batch_size": 64},
+	} {
+		b.Run(fmt.Sprint(kv["model"]), func(b *testing.B) {
+			e := New()
+			p := point(b, e, kv)
+			out := make([]engine.Value, len(e.Metrics()))
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.Evaluate(ctx, p, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -391,21 +391,23 @@ func hfGptOss(h *hfReader) {
 	h.setBool("attn_sinks", true)
 	if w := h.count("sliding_window", false, 0); w > 0 {
 		h.setInt("sliding_window", w)
-		layers := h.count("num_hidden_layers", false, 0)
-		n := (layers + 1) / 2
+		frac := 0.5
 		if h.has("layer_types") {
 			var types []string
 			if err := json.Unmarshal(h.m["layer_types"], &types); err != nil {
 				h.fail("layer_types", "want a list of strings, got "+h.raw("layer_types"))
 			}
-			n = 0
+			n := 0
 			for _, t := range types {
 				if t == "sliding_attention" {
 					n++
 				}
 			}
+			if len(types) > 0 {
+				frac = float64(n) / float64(len(types))
+			}
 		}
-		h.setInt("sliding_layers", n)
+		h.out["sliding_fraction"] = engine.FloatV(frac)
 	}
 }
 

@@ -26,7 +26,8 @@ import (
 //     trace);
 //   - pim_gwrite_cycles, pim_gemv_cycles and sub_batch without pim;
 //     sub_batch with batch_size 1 (no two halves);
-//   - sliding_window with sliding_layers = 0 (no layer slides);
+//   - sliding_window with sliding_fraction = 0 (no layer slides), and
+//     sliding_fraction with sliding_window = 0 (no window);
 //   - norms_per_layer with norm = "none";
 //   - biases when qkv_bias, out_bias and ffn_bias, the values it is the
 //     default of, are all set (by the point, the model preset or config).
@@ -55,7 +56,8 @@ var (
 	whyGemv          = whyName(`{} applies only to pim = true`, pPIMGemv)
 	whySubBatchPIM   = whyName(`{} applies only to pim = true`, pSubBatch)
 	whySubBatchBatch = whyName(`{} needs batch_size >= 2 to split the batch in two`, pSubBatch)
-	whyWindowLayers  = whyName(`{} applies only to sliding_layers >= 1`, pSlidingWindow)
+	whyWindowLayers  = whyName(`{} applies only to sliding_fraction > 0`, pSlidingWindow)
+	whyFraction      = whyName(`{} applies only to sliding_window > 0`, pSlidingFraction)
 	whyNormsPerLayer = whyName(`{} applies only to norm != "none"`, pNormsPerLayer)
 	whyBiasesGiven   = whyName(`{} is only the default of qkv_bias, out_bias and ffn_bias, which are all given`, pBiases)
 	whyBiasesModel   = whyName(`{} is only the default of qkv_bias, out_bias and ffn_bias, and all three are set by the model or the study`, pBiases)
@@ -106,7 +108,7 @@ func (e *Engine) Ignoring(base []engine.Value, vary []int) func(p []engine.Value
 	routed := g[pSkew] || g[pRoutingTrace] || g[pSeed]
 	shared := g[pDFFShared] || g[pSharedGate]
 	pim := g[pPIMGwrite] || g[pPIMGemv] || g[pSubBatch]
-	if len(dense) == 0 && !g[pSeqLen] && !pim && !g[pNormsPerLayer] && !g[pBiases] && !g[pSlidingWindow] {
+	if len(dense) == 0 && !g[pSeqLen] && !pim && !g[pNormsPerLayer] && !g[pBiases] && !g[pSlidingWindow] && !g[pSlidingFraction] {
 		return nil
 	}
 	// the rules whose parameters the study gives, reading only the values
@@ -161,8 +163,11 @@ func (e *Engine) Ignoring(base []engine.Value, vary []int) func(p []engine.Value
 				add(pSubBatch, whySubBatchBatch, pBatch)
 			}
 		}
-		if g[pSlidingWindow] && p[pSlidingLayers].I == 0 {
-			add(pSlidingWindow, whyWindowLayers, pSlidingLayers)
+		if g[pSlidingWindow] && p[pSlidingFraction].F == 0 {
+			add(pSlidingWindow, whyWindowLayers, pSlidingFraction)
+		}
+		if g[pSlidingFraction] && p[pSlidingWindow].I == 0 {
+			add(pSlidingFraction, whyFraction, pSlidingWindow)
 		}
 		if g[pNormsPerLayer] && p[pNorm].S == "none" {
 			add(pNormsPerLayer, whyNormsPerLayer, pNorm)

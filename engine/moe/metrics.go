@@ -53,6 +53,7 @@ const (
 	mRoofline
 	mBound
 	mMoELayers
+	mSlidingLayers
 	mParamsLayerDense
 	mKVBytesPerToken
 	nMetrics
@@ -116,6 +117,7 @@ var metricTable = [nMetrics]engine.Field{
 	mRoofline:            fm("roofline_latency_s", "s", "max(macs / peak, hbm_bytes / HBM bandwidth, link_bytes / link bandwidth) / clock; latency_s never beats it"),
 	mBound:               {Name: "bound", Kind: engine.String, Doc: "which roofline term is largest: compute, memory or link"},
 	mMoELayers:           im("moe_layers", "", "layers with a MoE FFN (the others are dense)"),
+	mSlidingLayers:       im("sliding_layers", "", "layers with sliding-window attention: ceil(sliding_fraction·n_layers), 0 without sliding_window"),
 	mParamsLayerDense:    im("params_layer_dense", "param", "one dense layer: attention + norms + dense FFN"),
 	mKVBytesPerToken:     im("kv_cache_bytes_per_token", "B", "KV cache of one token, all layers, whole model: n_layers·(2·n_kv_heads·head_dim, or kv_lora_rank + qk_rope_head_dim under MLA)·dtype_bytes"),
 }

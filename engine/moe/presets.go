@@ -170,7 +170,7 @@ func hfPreset(vals map[int]any) map[int]any {
 		pFFN: "swiglu", pNorm: "rmsnorm", pBiases: false, pQKVBias: false, pOutBias: false,
 		pFFNBias: false, pRouterBias: false, pHeadBias: false, pSharedGate: false, pSinks: false,
 		pQKNorm: "none", pTied: false, pTP: 1, pSharedExperts: 0, pDenseLayers: 0, pMoEFreq: 1,
-		pNormsPerLayer: 2, pQLoRA: 0, pKVLoRA: 0, pSlidingWindow: 0, pSlidingLayers: 0,
+		pNormsPerLayer: 2, pQLoRA: 0, pKVLoRA: 0, pSlidingWindow: 0, pSlidingFraction: 1.0,
 	}
 	for k, v := range vals {
 		out[k] = v
@@ -186,7 +186,7 @@ func gptOss(layers, experts int) map[int]any {
 		pDModel: 2880, pNHeads: 64, pNKVHeads: 8, pHeadDim: 64, pNLayers: layers, pVocab: 201088,
 		pDFF: 2880, pNumExperts: experts, pTopK: 4, pDFFExpert: 2880,
 		pQKVBias: true, pOutBias: true, pFFNBias: true, pRouterBias: true, pSinks: true,
-		pSlidingWindow: 128, pSlidingLayers: (layers + 1) / 2, // even layers: sliding_attention
+		pSlidingWindow: 128, pSlidingFraction: 0.5, // the even layers: sliding_attention
 	})
 }
 

@@ -386,12 +386,6 @@ func (e *Engine) derive(dir string, p []engine.Value, nreq int64, given givenFla
 			p[pDFFShared] = p[pDFFExpert]
 		}
 	}
-	if !p[pSlidingLayers].IsSet() {
-		p[pSlidingLayers] = engine.IntV(0)
-		if p[pSlidingWindow].I > 0 {
-			p[pSlidingLayers] = p[pNLayers]
-		}
-	}
 	if !p[pBatch].IsSet() {
 		if nreq > 0 {
 			p[pBatch] = engine.IntV(nreq)
@@ -559,11 +553,8 @@ func validateRest(p []engine.Value) error {
 	if p[pSlidingWindow].I < 0 {
 		return perr(pSlidingWindow, p[pSlidingWindow], "must be 0 (no sliding window) or positive")
 	}
-	if n := p[pSlidingLayers].I; n < 0 || n > p[pNLayers].I {
-		return perr(pSlidingLayers, p[pSlidingLayers], "must be between 0 and n_layers = %d", p[pNLayers].I)
-	}
-	if p[pSlidingLayers].I > 0 && p[pSlidingWindow].I == 0 {
-		return perr(pSlidingLayers, p[pSlidingLayers], "needs sliding_window > 0 (the window's length in tokens)")
+	if f := p[pSlidingFraction].F; !(f >= 0 && f <= 1) {
+		return perr(pSlidingFraction, p[pSlidingFraction], "must be between 0 and 1")
 	}
 	if f := p[pCapacity].F; !(f >= 0) || math.IsInf(f, 0) {
 		return perr(pCapacity, p[pCapacity], "must be 0 (dropless) or positive")

@@ -57,23 +57,21 @@ type routeStats struct {
 	loaded   int64 // active experts that are not resident (loaded over the link)
 }
 
-// loadCount is how many (layer, expert) pairs of an iteration's MoE layers
-// carry n tokens.
-type loadCount struct {
-	n, pairs int32
-}
-
 // routing is the routing of a batch in every MoE layer of an iteration.
 // Each MoE layer draws its own sample, as a model's layers route
-// independently; what the timing needs of them is how the tokens spread
-// over (layer, expert) pairs (hist) and the counts of routeStats summed
-// over the layers. The timing runs the layers' mean (expertFFNs), so a
-// point's figures carry the spread of one layer's routing divided by
-// sqrt(layers), not the spread of one sample repeated in every layer.
+// independently, and the routing metrics are the layers' means (sum). The
+// timing runs two of the sampled layers as they were drawn, blended so
+// that their number of active experts, which a decode MoE layer's time
+// follows most (each active expert streams its weights), is the layers'
+// mean (expertFFNs): lo, a layer with the most active experts at or below
+// the mean, and hi, one with the fewest at or above it, weighted 1−f and
+// f. A point's figures so carry the spread of one layer's routing divided
+// by about sqrt(layers), not that of one sample repeated in every layer.
 type routing struct {
-	layers int64       // MoE layers sampled (0: no experts)
-	hist   []loadCount // ascending n >= 1; immutable (shared by the cache)
-	sum    routeStats  // summed over the layers (maxLoad: of each layer's busiest expert)
+	layers int64      // MoE layers sampled (0: no experts)
+	sum    routeStats // summed over the layers (maxLoad: of each layer's busiest expert)
+	lo, hi []int32    // tokens per expert of the two layers timed; immutable (shared by the cache)
+	f      float64    // hi's weight; 0: lo alone (hi is lo)
 }
 
 // mean is x, a count summed over the layers, per layer.
@@ -116,42 +114,84 @@ func (c *config) route(scratch []int32) routing {
 	return r
 }
 
-// sampleLayers draws the routing of each of layers MoE layers (see route).
+// sampleLayers draws the routing of each of layers MoE layers (see route)
+// and picks the two it times: among the layers with the chosen number of
+// active experts, the first whose busiest expert is nearest the layers'
+// mean (scratch holds one layer's loads).
 func (c *config) sampleLayers(layers int64, scratch []int32) routing {
-	r := routing{layers: layers}
 	if layers <= 0 {
 		return routing{}
 	}
-	pairs := make([]int32, c.batch+1) // pairs[n]: (layer, expert) pairs with n tokens
-	draws := r.layers
+	r := routing{layers: layers}
+	draws := layers
 	if c.rtrace != nil && len(c.rtrace.Layers) == 1 {
 		draws = 1 // a trace of one layer routes every layer alike
 	}
-	for l := int64(0); l < draws; l++ {
-		st := c.sample(scratch, l)
+	per := make([]routeStats, draws)
+	for l := range per {
+		per[l] = c.sample(scratch, int64(l))
+		st := &per[l]
 		r.sum.assigned += st.assigned
 		r.sum.dropped += st.dropped
 		r.sum.active += st.active
 		r.sum.maxLoad += st.maxLoad
 		r.sum.loaded += st.loaded
-		for _, n := range scratch[:c.E] {
-			pairs[n]++
-		}
 	}
-	if rep := r.layers / draws; rep > 1 {
-		for i := range pairs {
-			pairs[i] *= int32(rep)
-		}
+	if rep := layers / draws; rep > 1 {
 		r.sum.assigned *= rep
 		r.sum.dropped *= rep
 		r.sum.active *= rep
 		r.sum.maxLoad *= rep
 		r.sum.loaded *= rep
 	}
-	for n := 1; n < len(pairs); n++ {
-		if pairs[n] > 0 {
-			r.hist = append(r.hist, loadCount{n: int32(n), pairs: pairs[n]})
+	active, maxLoad := r.mean(r.sum.active), r.mean(r.sum.maxLoad)
+	// pick returns the layer of the active count nearest active on the
+	// side below (or above): the most (fewest) active experts that are
+	// not above (below) the mean, then the busiest expert nearest the mean
+	pick := func(below bool) int {
+		best := -1
+		for l := range per {
+			a := float64(per[l].active)
+			if below && a > active || !below && a < active {
+				continue
+			}
+			if best < 0 {
+				best = l
+				continue
+			}
+			b := float64(per[best].active)
+			switch {
+			case below && a > b, !below && a < b:
+				best = l
+			case a == b && math.Abs(float64(per[l].maxLoad)-maxLoad) < math.Abs(float64(per[best].maxLoad)-maxLoad):
+				best = l
+			}
 		}
+		return best
+	}
+	lo, hi := pick(true), pick(false)
+	aLo, aHi := float64(per[lo].active), float64(per[hi].active)
+	if aHi == aLo {
+		hi = lo
+	}
+	// the loads of layer l: scratch still holds the last layer drawn
+	loads := func(l int) []int32 {
+		if l != len(per)-1 {
+			c.sample(scratch, int64(l))
+		}
+		return slices.Clone(scratch[:c.E])
+	}
+	if hi == len(per)-1 { // before scratch is drawn over
+		r.hi = loads(hi)
+	}
+	r.lo = loads(lo)
+	if hi == lo {
+		r.hi = r.lo
+	} else if r.hi == nil {
+		r.hi = loads(hi)
+	}
+	if aHi > aLo {
+		r.f = (active - aLo) / (aHi - aLo)
 	}
 	return r
 }
@@ -239,7 +279,7 @@ func (rc *routeCache) put(k *routeKey, r routing) {
 	defer rc.mu.Unlock()
 	t := rc.t.Load()
 	switch {
-	case t == nil || t.elems+len(r.hist) > routeCacheElems || t.n >= routeCacheEntries:
+	case t == nil || t.elems+len(r.lo)+len(r.hi) > routeCacheElems || t.n >= routeCacheEntries:
 		// start over: the bound holds, and a sweep's routings repeat in runs
 		t = &routeTable{slots: make([]atomic.Pointer[routeEntry], routeCacheSlots)}
 		rc.t.Store(t)
@@ -256,7 +296,7 @@ func (rc *routeCache) put(k *routeKey, r routing) {
 	}
 	if t.insert(&routeEntry{key: *k, r: r}) {
 		t.n++
-		t.elems += len(r.hist)
+		t.elems += len(r.lo) + len(r.hi)
 	}
 }
 

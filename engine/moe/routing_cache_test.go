@@ -17,12 +17,12 @@ func TestRouteCache(t *testing.T) {
 	const n = 5 * routeCacheSlots // several doublings
 	for i := range n {
 		k := key(i)
-		rc.put(&k, routing{layers: 1, sum: routeStats{assigned: int64(i)}, hist: []loadCount{{int32(i), int32(-i)}}})
+		rc.put(&k, routing{layers: 1, sum: routeStats{assigned: int64(i)}, lo: []int32{int32(i), int32(-i)}})
 	}
 	for i := range n {
 		k := key(i)
 		r, ok := rc.get(&k)
-		if !ok || r.sum.assigned != int64(i) || r.hist[0] != (loadCount{int32(i), int32(-i)}) {
+		if !ok || r.sum.assigned != int64(i) || r.lo[0] != int32(i) || r.lo[1] != int32(-i) {
 			t.Fatalf("entry %d: ok %v, routing %+v", i, ok, r)
 		}
 	}
@@ -31,7 +31,7 @@ func TestRouteCache(t *testing.T) {
 		t.Fatal("a key never put was found")
 	}
 	k = key(3)
-	rc.put(&k, routing{sum: routeStats{assigned: -1}, hist: []loadCount{{9, 9}}})
+	rc.put(&k, routing{sum: routeStats{assigned: -1}, lo: []int32{9, 9}})
 	if r, _ := rc.get(&k); r.sum.assigned != 3 {
 		t.Fatalf("a second put replaced the entry: %+v", r)
 	}
@@ -41,16 +41,16 @@ func TestRouteCache(t *testing.T) {
 	// the entry bound starts over
 	for i := n; i < routeCacheEntries+10; i++ {
 		k := key(i)
-		rc.put(&k, routing{hist: []loadCount{{1, 1}}})
+		rc.put(&k, routing{lo: []int32{1}})
 	}
 	if tb := rc.t.Load(); tb.n != 10 {
 		t.Fatalf("after the entry bound the table holds %d entries, want 10", tb.n)
 	}
-	// and so does the bound on load counts
-	big := make([]loadCount, routeCacheElems/2+1)
+	// and so does the bound on expert counts
+	big := make([]int32, routeCacheElems/2+1)
 	for i := range 3 {
 		k := routeKey{E: int64(len(big)), seed: int64(i), routing: "uniform"}
-		rc.put(&k, routing{hist: big})
+		rc.put(&k, routing{lo: big})
 	}
 	if tb := rc.t.Load(); tb.n != 1 || tb.elems != len(big) {
 		t.Fatalf("after the element bound the table holds %d entries, %d counts", tb.n, tb.elems)
@@ -67,13 +67,13 @@ func TestRouteCacheConcurrent(t *testing.T) {
 			for i := range 3000 {
 				k := routeKey{E: 3, K: 1, batch: int64(i % 700), seed: int64(g % 2), routing: "zipf"}
 				if r, ok := rc.get(&k); ok {
-					if r.sum.assigned != k.batch || r.hist[1].n != int32(k.batch) {
+					if r.sum.assigned != k.batch || r.lo[2] != int32(k.batch) {
 						t.Errorf("key %+v: routing %+v", k, r)
 						return
 					}
 					continue
 				}
-				rc.put(&k, routing{sum: routeStats{assigned: k.batch}, hist: []loadCount{{1, 1}, {int32(k.batch), 1}}})
+				rc.put(&k, routing{sum: routeStats{assigned: k.batch}, lo: []int32{0, 1, int32(k.batch)}})
 			}
 		})
 	}

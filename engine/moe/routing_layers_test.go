@@ -65,50 +65,65 @@ func meanSD(xs []float64) (mean, sd float64) {
 	return mean, math.Sqrt(sd / float64(len(xs)-1))
 }
 
-// TestSampleLayers checks the pooled routing: its histogram accounts for
-// every assigned token and active (layer, expert) pair, its first layer is
-// the sample of layer 0, and layers draw different samples.
+// TestSampleLayers checks the routing of the layers: its sums are those of
+// the layers' samples, its first layer is the sample of layer 0, layers
+// draw different samples, and the two layers it times are samples of the
+// layers whose active experts, weighted 1−f and f, are the layers' mean.
 func TestSampleLayers(t *testing.T) {
 	e := New()
 	for _, kv := range []map[string]any{
 		{"num_experts": 64, "top_k": 2, "batch_size": 512, "n_layers": 32},
 		{"num_experts": 8, "top_k": 2, "batch_size": 8, "n_layers": 32, "capacity_factor": 1.0},
 		{"num_experts": 16, "top_k": 4, "batch_size": 100, "n_layers": 12, "routing": "zipf", "routing_skew": 1.2},
+		{"num_experts": 8, "top_k": 8, "batch_size": 3, "n_layers": 4},
 	} {
 		kv["d_model"] = 1024
 		c := e.config(point(t, e, kv))
 		L := c.moeLayers()
 		scratch := make([]int32, c.E)
 		r := c.sampleLayers(L, scratch)
-		var pairs, tokens int64
-		for i, lc := range r.hist {
-			if lc.n < 1 || i > 0 && lc.n <= r.hist[i-1].n {
-				t.Fatalf("%v: histogram not ascending from 1: %v", kv, r.hist)
-			}
-			pairs += int64(lc.pairs)
-			tokens += int64(lc.n) * int64(lc.pairs)
+		var sum routeStats
+		layerOf := map[string]routeStats{}
+		for l := range L {
+			st := c.sample(scratch, l)
+			sum.assigned += st.assigned
+			sum.dropped += st.dropped
+			sum.active += st.active
+			sum.maxLoad += st.maxLoad
+			sum.loaded += st.loaded
+			layerOf[fmt.Sprint(scratch[:c.E])] = st
 		}
-		if r.layers != L || tokens != r.sum.assigned || pairs != r.sum.active || pairs > L*c.E {
-			t.Fatalf("%v: %d layers (want %d), histogram %d tokens over %d pairs; sums %+v", kv, r.layers, L, tokens, pairs, r.sum)
+		if r.layers != L || r.sum != sum {
+			t.Fatalf("%v: %d layers (want %d), sums %+v, want %+v", kv, r.layers, L, r.sum, sum)
 		}
 		if r.sum.assigned+r.sum.dropped != L*c.batch*c.K {
 			t.Fatalf("%v: %d assigned + %d dropped over %d layers, want %d", kv, r.sum.assigned, r.sum.dropped, L, L*c.batch*c.K)
 		}
+		lo, okLo := layerOf[fmt.Sprint(r.lo)]
+		hi, okHi := layerOf[fmt.Sprint(r.hi)]
+		if !okLo || !okHi || r.f < 0 || r.f > 1 {
+			t.Fatalf("%v: timed layers are samples %v and %v, f %v", kv, okLo, okHi, r.f)
+		}
+		if got, want := (1-r.f)*float64(lo.active)+r.f*float64(hi.active), r.mean(r.sum.active); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("%v: blended active experts %v (%d, %d at f %v), the layers' mean %v", kv, got, lo.active, hi.active, r.f, want)
+		}
 		one := c.sampleLayers(1, scratch)
 		first := slices.Clone(scratch[:c.E])
 		st := c.sample(scratch, 0)
-		if st != one.sum || !slices.Equal(first, scratch[:c.E]) {
+		if st != one.sum || !slices.Equal(first, scratch[:c.E]) || !slices.Equal(one.lo, first) || one.f != 0 {
 			t.Fatalf("%v: one layer's routing %+v is not the sample of layer 0 %+v", kv, one.sum, st)
 		}
-		c.sample(scratch, 1)
-		if slices.Equal(first, scratch[:c.E]) {
-			t.Fatalf("%v: layers 0 and 1 drew the same routing", kv)
+		if c.K < c.E {
+			c.sample(scratch, 1)
+			if slices.Equal(first, scratch[:c.E]) {
+				t.Fatalf("%v: layers 0 and 1 drew the same routing", kv)
+			}
 		}
 	}
 }
 
-// TestExpertFFNsOneLayer: over one layer, timing the histogram is timing
-// every active expert in turn, in ascending order of its tokens.
+// TestExpertFFNsOneLayer: over one layer, the experts are timed as that
+// layer's every active expert in turn; over two layers they blend.
 func TestExpertFFNsOneLayer(t *testing.T) {
 	e := New()
 	for _, kv := range []map[string]any{
@@ -121,25 +136,36 @@ func TestExpertFFNsOneLayer(t *testing.T) {
 		c := e.config(point(t, e, kv))
 		scratch := make([]int32, c.E)
 		r := c.sampleLayers(1, scratch)
-		loads := slices.Clone(scratch[:c.E])
-		slices.Sort(loads)
-
-		a := c
-		a.seq = Seq{Dev: a.dev, Backlog: 12345}
-		var ta tally
-		a.expertFFNs(&ta, &r)
-
-		b := c
-		b.seq = Seq{Dev: b.dev, Backlog: 12345}
-		var tb tally
-		for _, n := range loads {
-			if n > 0 {
-				b.ffn(&tb, int64(n), b.dFFE)
-			}
+		time := func(f func(c *config, t *tally)) (tally, Seq) {
+			d := c
+			d.seq = Seq{Dev: d.dev, Backlog: 12345}
+			var t tally
+			f(&d, &t)
+			return t, d.seq
 		}
+		ta, sa := time(func(c *config, t *tally) { c.expertFFNs(t, &r) })
+		tb, sb := time(func(c *config, t *tally) {
+			for _, n := range r.lo {
+				if n > 0 {
+					c.ffn(t, int64(n), c.dFFE)
+				}
+			}
+		})
 		near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
-		if ta != tb || !near(a.seq.T, b.seq.T) || !near(a.seq.Mem, b.seq.Mem) || a.seq.Backlog != b.seq.Backlog {
-			t.Fatalf("%v: histogram %+v (seq %+v), every expert %+v (seq %+v)", kv, ta, a.seq, tb, b.seq)
+		if ta != tb || !near(sa.T, sb.T) || !near(sa.Mem, sb.Mem) || sa.Backlog != sb.Backlog {
+			t.Fatalf("%v: one layer %+v (seq %+v), every expert %+v (seq %+v)", kv, ta, sa, tb, sb)
+		}
+		// two layers blended at f: the weighted work of each
+		two := r
+		c.sample(scratch, 1)
+		two.hi, two.f = slices.Clone(scratch[:c.E]), 0.25
+		tl, sl := time(func(c *config, t *tally) { c.expertsOf(t, two.lo, new(expertMemo)) })
+		th, sh := time(func(c *config, t *tally) { c.expertsOf(t, two.hi, new(expertMemo)) })
+		tm, sm := time(func(c *config, t *tally) { c.expertFFNs(t, &two) })
+		want := func(a, b int64) int64 { return int64(math.Round(0.75*float64(a) + 0.25*float64(b))) }
+		if tm.cycles != want(tl.cycles, th.cycles) || tm.macs != want(tl.macs, th.macs) ||
+			math.Abs(sm.T-(0.75*sl.T+0.25*sh.T)) > 1e-6 || math.Abs(sm.Backlog-(0.75*sl.Backlog+0.25*sh.Backlog)) > 1e-6 {
+			t.Fatalf("%v: blend %+v (seq %+v) of %+v and %+v", kv, tm, sm, tl, th)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/sweep-dse/sweep/engine"
 )
 
-// TestSlidingAt: sliding_layers s of L layers spread evenly from layer 0.
+// TestSlidingAt: s sliding layers of L spread evenly from layer 0.
 func TestSlidingAt(t *testing.T) {
 	for _, tc := range []struct {
 		L, s int64
@@ -53,18 +53,21 @@ func TestSlidingWindow(t *testing.T) {
 			if sb && hw == "npu-hbm" {
 				continue // sub-batch mode needs PIM
 			}
-			kv := func(window, layers int) map[string]any {
-				return base(map[string]any{"hardware": hw, "sub_batch": sb, "sliding_window": window, "sliding_layers": layers})
+			kv := func(window int, frac float64) map[string]any {
+				return base(map[string]any{"hardware": hw, "sub_batch": sb, "sliding_window": window, "sliding_fraction": frac})
 			}
-			none := metrics(t, e, kv(0, 0))
-			long := metrics(t, e, kv(4096, 12))
+			none := metrics(t, e, kv(0, 1))
+			long := metrics(t, e, kv(4096, 0.5))
 			for k, v := range none {
-				if k != "in.sliding_window" && k != "in.sliding_layers" && long[k] != v {
+				if k != "in.sliding_window" && k != "in.sliding_fraction" && k != "sliding_layers" && long[k] != v {
 					t.Errorf("%s sub_batch=%v: a window longer than every request changes %s: %v, without %v", hw, sb, k, long[k], v)
 				}
 			}
-			all := metrics(t, e, kv(128, 24))
-			half := metrics(t, e, kv(128, 12))
+			all := metrics(t, e, kv(128, 1))
+			half := metrics(t, e, kv(128, 0.5))
+			if all["sliding_layers"].I != 24 || half["sliding_layers"].I != 12 || none["sliding_layers"].I != 0 {
+				t.Errorf("sliding layers %v, %v, %v; want 24, 12, 0", all["sliding_layers"], half["sliding_layers"], none["sliding_layers"])
+			}
 			n, a, h := float64(none["cycles_total"].I), float64(all["cycles_total"].I), float64(half["cycles_total"].I)
 			if !(a < h && h < n) || all["cycles_attention"].I >= none["cycles_attention"].I {
 				t.Errorf("%s sub_batch=%v: cycles none %v, half %v, all sliding %v; attention %v against %v", hw, sb, n, h, a,
@@ -78,21 +81,49 @@ func TestSlidingWindow(t *testing.T) {
 }
 
 // TestGptOssSlides: the gpt-oss presets and their config.json both slide
-// the even layers over 128 tokens.
+// half the layers (the even ones) over 128 tokens, whatever n_layers the
+// point sets, and sliding_window = 0 turns it off.
 func TestGptOssSlides(t *testing.T) {
 	e := New()
 	for _, tc := range []struct {
 		kv     map[string]any
+		window int64
 		layers int64
 	}{
-		{map[string]any{"model": "gpt-oss-120b"}, 18},
-		{map[string]any{"model": "gpt-oss-20b"}, 12},
-		{map[string]any{"model_config": "hf/gpt-oss-120b.json"}, 18},
-		{map[string]any{"model_config": "hf/gpt-oss-20b.json"}, 12},
+		{map[string]any{"model": "gpt-oss-120b"}, 128, 18},
+		{map[string]any{"model": "gpt-oss-20b"}, 128, 12},
+		{map[string]any{"model_config": "hf/gpt-oss-120b.json"}, 128, 18},
+		{map[string]any{"model_config": "hf/gpt-oss-20b.json"}, 128, 12},
+		{map[string]any{"model": "gpt-oss-20b", "n_layers": 5}, 128, 3},
+		{map[string]any{"model_config": "hf/gpt-oss-20b.json", "n_layers": 4}, 128, 2},
+		{map[string]any{"model": "gpt-oss-20b", "sliding_window": 0}, 0, 0},
+		{map[string]any{"model": "mixtral-8x7b"}, 0, 0},
 	} {
 		m := metrics(t, e, tc.kv)
-		if m["in.sliding_window"] != engine.IntV(128) || m["in.sliding_layers"] != engine.IntV(tc.layers) {
-			t.Errorf("%v: sliding_window %v, sliding_layers %v; want 128 and %d", tc.kv, m["in.sliding_window"], m["in.sliding_layers"], tc.layers)
+		if m["in.sliding_window"] != engine.IntV(tc.window) || m["sliding_layers"] != engine.IntV(tc.layers) {
+			t.Errorf("%v: sliding_window %v, sliding_layers %v; want %d and %d", tc.kv, m["in.sliding_window"], m["sliding_layers"], tc.window, tc.layers)
+		}
+	}
+}
+
+// TestSlidingLayerCycles: cycles_layer of a model whose only layer of its
+// FFN kind is a sliding layer 0 is a sliding layer's (it never exceeds the
+// iteration).
+func TestSlidingLayerCycles(t *testing.T) {
+	e := New()
+	for _, sb := range []bool{false, true} {
+		for _, kv := range []map[string]any{
+			{"n_layers": 2, "num_experts": 8, "moe_layer_freq": 2},
+			{"n_layers": 2, "num_experts": 8, "dense_layers": 2},
+			{"n_layers": 1, "num_experts": 8},
+		} {
+			kv["sliding_window"], kv["seq_len"], kv["sub_batch"] = 100, 4000, sb
+			m := metrics(t, e, kv)
+			kv["sliding_window"], kv["seq_len"] = 0, 100
+			short := metrics(t, e, kv)
+			if l, tot := m["cycles_layer"].I, m["cycles_total"].I; l > tot || l != short["cycles_layer"].I {
+				t.Errorf("%v: cycles_layer %d (iteration %d), with seq_len 100 and no window %d", kv, l, tot, short["cycles_layer"].I)
+			}
 		}
 	}
 }
