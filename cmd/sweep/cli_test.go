@@ -299,6 +299,8 @@ func TestEditedTraceRerunsItsPoints(t *testing.T) {
 	check([]string{"status", out, "--study", study, "--verify"}, 1, "missing: 2 points")
 	check([]string{"run", study, "--out", out, "--progress", "none"}, 0, "ran 2 (2 ok, 0 failed)")
 	check([]string{"status", out, "--study", study, "--verify"}, 0, "verify:  ok")
+	// the rows of the old trace stay, and status says so
+	check([]string{"status", out, "--study", study}, 0, "note:    2 points with rows here are not points of the study as it stands")
 
 	// a file that cannot be read: bad input at the key that names it
 	os.Remove(trace)

@@ -150,8 +150,13 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 	if s != nil {
 		pending := pl.Points - pl.Done - pl.Failed
 		fmt.Fprintf(w, "study:   %s: %d points: %d done, %d failed, %d pending\n", s.Name, pl.Points, pl.Done, pl.Failed, pending)
-		if other := sweep.OtherStudy(dir, s.Name); other != "" {
+		other := sweep.OtherStudy(dir, s.Name)
+		if other != "" {
 			fmt.Fprintf(w, "note:    the dataset also holds rows of study %q, which this check leaves out\n", other)
+		}
+		// points with rows that the study as it stands does not have
+		if outside := int64(len(ids)) - pl.Done - pl.Failed; outside > 0 && other == "" {
+			fmt.Fprintf(w, "note:    %d points with rows here are not points of the study as it stands (axis values or constraints since changed, or an input file it names since edited); best, pareto and report read their rows too\n", outside)
 		}
 		if pending > 0 {
 			problems = append(problems, fmt.Sprintf("%d points missing", pending))
