@@ -58,7 +58,10 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 			size += st.Size()
 		}
 	}
-	type idState struct{ ok, failed int }
+	type idState struct {
+		ok, failed int
+		version    string // the engine model version of its rows
+	}
 	ids := map[string]*idState{}
 	versions := map[string]int64{}
 	var rows, okRows, failedRows int64
@@ -67,7 +70,7 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		versions[e.EngineVersion]++
 		st := ids[e.ID]
 		if st == nil {
-			st = &idState{}
+			st = &idState{version: e.EngineVersion}
 			ids[e.ID] = st
 		}
 		if e.Failed {
@@ -154,8 +157,16 @@ func status(ctx context.Context, w io.Writer, dir string, o statusOptions) error
 		if other != "" {
 			fmt.Fprintf(w, "note:    the dataset also holds rows of study %q, which this check leaves out\n", other)
 		}
-		// points with rows that the study as it stands does not have
-		if outside := int64(len(ids)) - pl.Done - pl.Failed; outside > 0 && other == "" {
+		// points with rows of this model version that the study as it
+		// stands does not have (rows of another version are the run's to
+		// archive)
+		var current int64
+		for _, st := range ids {
+			if st.version == s.Engine.Version() {
+				current++
+			}
+		}
+		if outside := current - pl.Done - pl.Failed; outside > 0 && other == "" {
 			fmt.Fprintf(w, "note:    %d points with rows here are not points of the study as it stands (axis values or constraints since changed, or an input file it names since edited); best, pareto and report read their rows too\n", outside)
 		}
 		if pending > 0 {

@@ -41,7 +41,9 @@ func TestAttentionClosedFormMatchesLoop(t *testing.T) {
 }
 
 // TestExpertMemoChangesNothing evaluates random MoE points with and without
-// the memo of expert FFN costs: every metric must be identical.
+// the memo of expert FFN costs (shared by the two sampled layers timed, and
+// bypassed beside PIM programs in sub-batch mode): every metric must be
+// identical.
 func TestExpertMemoChangesNothing(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	e := New()
@@ -52,7 +54,8 @@ func TestExpertMemoChangesNothing(t *testing.T) {
 			"d_model": []int{1024, 4096}[r.IntN(2)], "ffn": []string{"gelu", "swiglu"}[r.IntN(2)],
 			"moe_ffn_scaling": []string{"balanced", "compute", "capacity"}[r.IntN(3)],
 			"routing":         []string{"uniform", "zipf"}[r.IntN(2)], "seed": r.IntN(100),
-			"pim": r.IntN(3) > 0, "n_layers": 1 + r.IntN(3),
+			"pim": r.IntN(3) > 0, "n_layers": 1 + r.IntN(12), "sub_batch": r.IntN(2) == 0,
+			"capacity_factor": []float64{0, 1.25}[r.IntN(2)], "dense_layers": r.IntN(2), "moe_layer_freq": 1 + r.IntN(2),
 		}
 		noExpertMemo = false
 		a := metrics(t, e, kv)

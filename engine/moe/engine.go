@@ -30,7 +30,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "10"
+const Version = "11"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {
@@ -261,26 +261,26 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	add(first, d1, m1)
 	add(rest, dn-dS, mn-mS)
 	add(restS, dS, mS)
-	// cycles_layer: a later layer of the model's FFN kind; with sliding
-	// windows, the mean over those layers of both attention kinds
-	layerCycles := rest.dense()
+	// cycles_layer: a later layer of the model's FFN kind (MoE when it has
+	// MoE layers); with sliding windows, the mean over those layers of both
+	// attention kinds
+	kindMoE := moe && moeLayers > 0
+	cyclesOf := func(l *layer) int64 {
+		if kindMoE {
+			return l.moe()
+		}
+		return l.dense()
+	}
+	layerCycles := cyclesOf(rest)
 	kindN, kindS := dn, dS
-	if moe {
-		layerCycles, kindN, kindS = rest.moe(), mn, mS
+	if kindMoE {
+		kindN, kindS = mn, mS
 	}
 	if kindN == 0 && c.slidingAt(0) { // layer 0 is the kind's only one, and slides
-		layerCycles = restS.dense()
-		if moe {
-			layerCycles = restS.moe()
-		}
+		layerCycles = cyclesOf(restS)
 	}
 	if kindS > 0 {
-		full := kindN - kindS
-		if moe {
-			layerCycles = (full*rest.moe() + kindS*restS.moe() + kindN/2) / kindN
-		} else {
-			layerCycles = (full*rest.dense() + kindS*restS.dense() + kindN/2) / kindN
-		}
+		layerCycles = ((kindN-kindS)*cyclesOf(rest) + kindS*cyclesOf(restS) + kindN/2) / kindN
 	}
 	if c.subBatch && c.pim && c.batch >= 2 {
 		c.subBatchTallies(&rt, &qkv, &attn, &proj, &ffn, &router, &experts, &loads, &total, &layerCycles)

@@ -127,3 +127,19 @@ func TestSlidingLayerCycles(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerCyclesWithoutMoELayers: a model with experts but no MoE layer
+// (dense_layers = n_layers) reports the dense layer it has.
+func TestLayerCyclesWithoutMoELayers(t *testing.T) {
+	e := New()
+	for _, kv := range []map[string]any{{}, {"sliding_window": 16, "sliding_fraction": 0.5, "seq_len": 600}} {
+		kv["n_layers"], kv["dense_layers"] = 2, 2
+		kv["num_experts"] = 8
+		moe := metrics(t, e, kv)
+		kv["num_experts"], kv["dense_layers"] = 0, 0
+		dense := metrics(t, e, kv)
+		if moe["cycles_layer"] != dense["cycles_layer"] || moe["cycles_total"] != dense["cycles_total"] {
+			t.Errorf("%v: cycles_layer %v (total %v), the dense model's %v (%v)", kv, moe["cycles_layer"], moe["cycles_total"], dense["cycles_layer"], dense["cycles_total"])
+		}
+	}
+}
