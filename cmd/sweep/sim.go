@@ -225,9 +225,9 @@ func report(w io.Writer, e engine.Engine, p, m []engine.Value, widthOrigin strin
 	if n := out("sliding_layers").I; n > 0 {
 		fmt.Fprintf(w, "Attention: sliding window of %d tokens in %d of the %d layers\n", in("sliding_window").I, n, in("n_layers").I)
 	}
-	fmt.Fprintf(w, "Hardware: %s, %d×%d array ×%d at %g MHz, %d HBM channels × %g B/cycle, PIM %v, link %g GB/s\n",
+	fmt.Fprintf(w, "Hardware: %s, %d×%d array ×%d at %g MHz, %d HBM channels × %g B/cycle at %g MHz, PIM %v, link %g GB/s\n",
 		in("hardware").S, in("array_height").I, in("array_width").I, in("arrays").I, in("clock_mhz").F,
-		in("hbm_channels").I, in("hbm_bytes_per_cycle").F, in("pim").Bool(), in("link_gbps").F)
+		in("hbm_channels").I, in("hbm_bytes_per_cycle").F, in("dram_mhz").F, in("pim").Bool(), in("link_gbps").F)
 	fmt.Fprintf(w, "Workload: batch %d, routing %s, seed %d\n\n", in("batch_size").I, in("routing").S, in("seed").I)
 
 	row := func(label string, n int64, note string) {

@@ -31,7 +31,8 @@ type config struct {
 	sramBytes       int64
 	vUnits, vWidth  int64
 	channels        int64
-	bytesPerCycleCh float64
+	bytesPerCycleCh float64 // per DRAM cycle
+	dramMHz         float64
 	pim             bool
 	gwrite, gemv    int64
 	linkGBps        float64
@@ -76,7 +77,7 @@ func (e *Engine) config(p []engine.Value) config {
 
 		clockMHz: p[pClockMHz].F, H: p[pArrayH].I, W: p[pArrayW].I, arrays: p[pArrays].I,
 		sramBytes: p[pSRAMKB].I * 1024, vUnits: p[pVectorUnits].I, vWidth: p[pVectorWidth].I,
-		channels: p[pHBMChannels].I, bytesPerCycleCh: p[pHBMBytesPerCycle].F, pim: p[pPIM].Bool(),
+		channels: p[pHBMChannels].I, bytesPerCycleCh: p[pHBMBytesPerCycle].F, dramMHz: p[pDRAMMHz].F, pim: p[pPIM].Bool(),
 		gwrite: p[pPIMGwrite].I, gemv: p[pPIMGemv].I, linkGBps: p[pLinkGBps].F,
 		linkLatency: p[pLinkLatency].I, resident: p[pResident].I, overlap: p[pOverlap].Bool(),
 		subBatch: p[pSubBatch].Bool(),

@@ -315,7 +315,7 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	// peak MACs per cycle of the issue model: one H×W tile of H tokens every
 	// issue cycles.
 	peak := float64(c.H*c.W*c.H) / float64(c.issueCycles())
-	bw := float64(c.channels) * c.bytesPerCycleCh
+	bw := c.dev.HBM.PeakBytesPerCycle() // per core cycle
 	roofCompute := float64(macs) / peak
 	roofMemory := float64(hbm) / bw
 	roofLink := float64(linkBytes) / c.linkBytesPerCycle()

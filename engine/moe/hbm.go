@@ -8,9 +8,10 @@ import "math"
 // NeuPIMSLogitSoftmax/NeuPIMSAttend command streams) and of its DRAM model
 // (NewtonSim, a DRAMsim3 derivative: NeuPIMSController, ChannelState,
 // Timing, Refresh); no code is shared with them. Each formula is stated on
-// the function that applies it, with units. Times are core cycles (the core
-// and DRAM clocks are equal in every shipped NeuPIMs config); sizes are
-// elements unless named bytes.
+// the function that applies it, with units. The HBM fields count DRAM
+// cycles; the formulas answer in core cycles through HBM.Scale (the core
+// and DRAM clocks are equal in every shipped NeuPIMs config, Scale 1);
+// sizes are elements unless named bytes.
 //
 // Five numbers are calibrated rather than derived, each a property of the
 // DRAM controller's queueing that no closed form of the .ini captures; they
@@ -57,6 +58,28 @@ type HBM struct {
 	ChannelBytesPerCycle float64 // a channel's bus peak [B/cycle] when > 0; else req_bytes/burst
 	Gwrite               int64   // GWRITE [cycles] when >= 0; DefaultHBM: -1, GwriteCycles' formula
 	GemvFixed            int64   // fixed part of a GEMV tile [cycles] when >= 0; DefaultHBM: -1, GemvTileCycles' formula
+
+	// Scale is core cycles per DRAM cycle (core clock / DRAM clock; 0 or
+	// 1: one clock, as in NeuPIMs' shipped configs). The fields above are
+	// in DRAM cycles and bytes per DRAM cycle; the methods that answer in
+	// cycles or bytes per cycle answer in core cycles (core and coreBW).
+	Scale float64
+}
+
+// core converts x DRAM cycles to core cycles: x·Scale, rounded.
+func (h *HBM) core(x int64) int64 {
+	if h.Scale == 0 || h.Scale == 1 {
+		return x
+	}
+	return int64(math.Round(float64(x) * h.Scale))
+}
+
+// coreBW converts bytes per DRAM cycle to bytes per core cycle: bw/Scale.
+func (h *HBM) coreBW(bw float64) float64 {
+	if h.Scale == 0 || h.Scale == 1 {
+		return bw
+	}
+	return bw / h.Scale
 }
 
 // DefaultHBM is the HBM2 8 Gb ×128 dual-row-buffer PIM of NeuPIMs' shipped
@@ -71,8 +94,8 @@ func DefaultHBM() HBM {
 		TCCDS: 1, TCCDL: 2, TWTRS: 6, TRTP: 5, TransQueue: 32, PIMCmdQueue: 128, Gwrite: -1, GemvFixed: -1}
 }
 
-// BurstCycles is the data-bus time of one request: BL/2 [cycles] (double
-// data rate).
+// BurstCycles is the data-bus time of one request: BL/2 [DRAM cycles]
+// (double data rate).
 func (h *HBM) BurstCycles() int64 { return max(1, h.BL/2) }
 
 // PeakBytesPerCycle is the bus peak over all channels:
@@ -80,9 +103,9 @@ func (h *HBM) BurstCycles() int64 { return max(1, h.BL/2) }
 // or channels · ChannelBytesPerCycle when that is set.
 func (h *HBM) PeakBytesPerCycle() float64 {
 	if h.ChannelBytesPerCycle > 0 {
-		return float64(h.Channels) * h.ChannelBytesPerCycle
+		return h.coreBW(float64(h.Channels) * h.ChannelBytesPerCycle)
 	}
-	return float64(h.Channels*h.ReqBytes) / float64(h.BurstCycles())
+	return h.coreBW(float64(h.Channels*h.ReqBytes) / float64(h.BurstCycles()))
 }
 
 // StreamEfficiency is the fraction of the bus peak a GEMM's operand stream
@@ -101,11 +124,11 @@ func (h *HBM) StreamBytesPerCycle() float64 { return StreamEfficiency * h.PeakBy
 // AcceptBytesPerCycle is how fast the controllers take requests into their
 // command queues: one transaction per channel per cycle, channels ·
 // req_bytes [B/cycle]. A write counts as done once accepted.
-func (h *HBM) AcceptBytesPerCycle() float64 { return float64(h.Channels * h.ReqBytes) }
+func (h *HBM) AcceptBytesPerCycle() float64 { return h.coreBW(float64(h.Channels * h.ReqBytes)) }
 
 // ReadLatency is the idle round trip of one read: 2·(CL + burst) [cycles]
 // (the DRAM's read delay plus the interconnect hops there and back).
-func (h *HBM) ReadLatency() int64 { return 2 * (h.CL + h.BurstCycles()) }
+func (h *HBM) ReadLatency() int64 { return h.core(2 * (h.CL + h.BurstCycles())) }
 
 // RefreshFactor is the share of time a channel's PIM unit can work: a PIM
 // GEMV opens a row in every bank of both ranks, and one rank refreshes for
@@ -124,9 +147,9 @@ func (h *HBM) RefreshFactor() float64 {
 // Gwrite replaces it when it is not negative.
 func (h *HBM) GwriteCycles() int64 {
 	if h.Gwrite >= 0 {
-		return h.Gwrite
+		return h.core(h.Gwrite)
 	}
-	return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32
+	return h.core(h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32)
 }
 
 // GemvTileCycles is one PIM GEMV tile (a P_HEADER, readres COMPS_READRES of
@@ -149,13 +172,13 @@ func (h *HBM) GemvTileCycles(readres, comps int64) int64 {
 		banks := h.Ranks * h.BankGroups * h.BanksPerGroup
 		fixed = banks + h.TRP + (h.BankGroups-1)*h.TFAW + h.Ranks + h.TRCDRD + h.TRTP
 	}
-	return fixed + max(0, readres-1)*ccd*(max(comps, 6)+1)
+	return h.core(fixed + max(0, readres-1)*ccd*(max(comps, 6)+1))
 }
 
 // WritePenaltyCycles is what one NPU write costs the PIM unit of its
 // channel: the next COMPS_READRES waits write delay + tWTR_S =
 // CWL + burst + tWTR_S [cycles].
-func (h *HBM) WritePenaltyCycles() int64 { return h.CWL + h.BurstCycles() + h.TWTRS }
+func (h *HBM) WritePenaltyCycles() int64 { return h.core(h.CWL + h.BurstCycles() + h.TWTRS) }
 
 // Systolic is the weight-stationary array.
 type Systolic struct {

@@ -233,7 +233,7 @@ func LoadNPUConfig(path string) (map[string]engine.Value, error) {
 // LoadMemConfig reads a NeuPIMs memory JSON (dram_type, dram_channels,
 // dram_req_size). One request of dram_req_size bytes takes two DRAM cycles
 // (BL4 on a 128-bit bus), so a channel moves dram_req_size/2 B per cycle;
-// DRAM and core clocks are taken to be equal, as in the shipped configs.
+// dram_freq (MHz) is dram_mhz.
 func LoadMemConfig(path string) (map[string]engine.Value, error) {
 	r, err := newJSONReader(path)
 	if err != nil {
@@ -261,6 +261,12 @@ func LoadMemConfig(path string) (map[string]engine.Value, error) {
 			r.fail("dram_req_size", "must be positive")
 		}
 		out["hbm_bytes_per_cycle"] = engine.FloatV(float64(v) / 2)
+	}
+	if f, ok := r.num("dram_freq"); ok {
+		if !(f > 0) {
+			r.fail("dram_freq", "must be positive")
+		}
+		out["dram_mhz"] = engine.FloatV(f)
 	}
 	if r.err != nil {
 		return nil, r.err

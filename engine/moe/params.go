@@ -61,6 +61,7 @@ const (
 	pVectorWidth
 	pHBMChannels
 	pHBMBytesPerCycle
+	pDRAMMHz
 	pPIM
 	pPIMGwrite
 	pPIMGemv
@@ -172,10 +173,11 @@ var paramTable = [nParams]engine.Param{
 	pVectorUnits:      ip("vector_units", "", "vector pipelines", 8),
 	pVectorWidth:      ip("vector_width", "lanes", "lanes per vector pipeline", 128),
 	pHBMChannels:      ip("hbm_channels", "", "HBM channels (one PIM unit each)", 32),
-	pHBMBytesPerCycle: fp("hbm_bytes_per_cycle", "B/cycle", "bandwidth of one HBM channel per core cycle", 32),
+	pHBMBytesPerCycle: fp("hbm_bytes_per_cycle", "B/cycle", "bandwidth of one HBM channel per DRAM cycle (dram_mhz)", 32),
+	pDRAMMHz:          fp("dram_mhz", "MHz", "HBM clock (NeuPIMs' dram_freq): DRAM and PIM timings, pim_*_cycles and hbm_bytes_per_cycle count its cycles, so clock_mhz leaves memory time in seconds alone", 1000),
 	pPIM:              bp("pim", "decode attention runs in HBM-PIM (else on the NPU, reading the KV cache from HBM)", true),
-	pPIMGwrite:        ip("pim_gwrite_cycles", "cycle", "PIM GWRITE (broadcast a query/score page to the banks): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 of the HBM2 PIM .ini", 124),
-	pPIMGemv:          ip("pim_gemv_cycles", "cycle", "fixed part of a PIM GEMV tile (precharge 32 banks, tRP, one G_ACT per bank group tFAW apart, tRCDRD, tRTP of the HBM2 PIM .ini); each further COMPS_READRES of a tile adds tCCD·(max(COMPs,6)+1)", 157),
+	pPIMGwrite:        ip("pim_gwrite_cycles", "DRAM cycle", "PIM GWRITE (broadcast a query/score page to the banks): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 of the HBM2 PIM .ini", 124),
+	pPIMGemv:          ip("pim_gemv_cycles", "DRAM cycle", "fixed part of a PIM GEMV tile (precharge 32 banks, tRP, one G_ACT per bank group tFAW apart, tRCDRD, tRTP of the HBM2 PIM .ini); each further COMPS_READRES of a tile adds tCCD·(max(COMPs,6)+1)", 157),
 	pLinkGBps:         fp("link_gbps", "GB/s", "host link bandwidth for expert loads (PCIe Gen4 x16 ~ 32)", 32),
 	pLinkLatency:      ip("link_latency_cycles", "cycle", "fixed latency per expert load", 5000),
 	pResident:         ip("resident_experts", "", "experts per MoE layer kept on the device: the most popular (the lowest-numbered for uniform and zipf routing, the ones a routing trace picks most); the others are loaded over the link when active", 8),

@@ -195,13 +195,13 @@ var hardwarePresets = map[string]HardwarePreset{
 	"neupims": {Name: "neupims", Source: "NeuPIMs systolic_ws_128x128_dev.json + memory_configs/neupims.json (HBM2 dual-row-buffer PIM, 32 channels)",
 		Values: map[int]any{
 			pClockMHz: 1000.0, pArrayH: 128, pArrayW: 128, pArrays: 8, pSRAMKB: 134218,
-			pVectorUnits: 8, pVectorWidth: 128, pHBMChannels: 32, pHBMBytesPerCycle: 32.0,
+			pVectorUnits: 8, pVectorWidth: 128, pHBMChannels: 32, pHBMBytesPerCycle: 32.0, pDRAMMHz: 1000.0,
 			pPIM: true, pPIMGwrite: 124, pPIMGemv: 157,
 		}},
 	"npu-hbm": {Name: "npu-hbm", Source: "the neupims NPU with plain HBM (NeuPIMs dram_type \"dram\"): attention on the NPU",
 		Values: map[int]any{
 			pClockMHz: 1000.0, pArrayH: 128, pArrayW: 128, pArrays: 8, pSRAMKB: 134218,
-			pVectorUnits: 8, pVectorWidth: 128, pHBMChannels: 32, pHBMBytesPerCycle: 32.0,
+			pVectorUnits: 8, pVectorWidth: 128, pHBMChannels: 32, pHBMBytesPerCycle: 32.0, pDRAMMHz: 1000.0,
 			pPIM: false,
 		}},
 }

@@ -545,7 +545,7 @@ func validateRest(p []engine.Value) error {
 	if p[pNumExperts].I > 0 && p[pSharedExperts].I > 0 && p[pDFFShared].I < 1 {
 		return perr(pDFFShared, p[pDFFShared], "must be at least 1")
 	}
-	for _, i := range []int{pClockMHz, pHBMBytesPerCycle, pLinkGBps} {
+	for _, i := range []int{pClockMHz, pHBMBytesPerCycle, pDRAMMHz, pLinkGBps} {
 		if f := p[i].F; !(f > 0) || math.IsInf(f, 0) {
 			return perr(i, p[i], "must be a positive number")
 		}

@@ -69,6 +69,9 @@ func (c *config) device() Device {
 	h.Channels = c.channels
 	h.ChannelBytesPerCycle = c.bytesPerCycleCh
 	h.Gwrite, h.GemvFixed = c.gwrite, c.gemv
+	if c.dramMHz > 0 {
+		h.Scale = c.clockMHz / c.dramMHz // core cycles per DRAM cycle
+	}
 	return Device{Array: Systolic{H: c.H, W: c.W, Issue: c.issueCycles()}, HBM: h, Dtype: c.dtype}
 }
 

@@ -15,12 +15,13 @@ import (
 // archived, not mixed with the new ones; then the new version's digest
 // goes here.
 var versionDigests = map[string]string{
-	"11": "fbe44ac73c8f855d",
+	"11": "0e4673248f444fd7",
 }
 
 // versionPoints cover the model's parts: dense and MoE layers, PIM and NPU
 // attention, sub-batch mode, zipf and traced routing with capacity,
-// shared experts, MLA, grouped-query and sliding-window attention.
+// shared experts, MLA, grouped-query and sliding-window attention, and a
+// core clock apart from the DRAM's.
 var versionPoints = []map[string]any{
 	{"d_model": 4096, "num_experts": 64, "top_k": 2, "batch_size": 512},
 	{"model": "gpt3-7B", "sub_batch": true, "batch_size": 128},
@@ -29,6 +30,7 @@ var versionPoints = []map[string]any{
 	{"model": "deepseek-v3", "batch_size": 64, "resident_experts": 256},
 	{"model": "gpt-oss-20b", "batch_size": 64, "seq_len": 2048},
 	{"model": "qwen3-30b-a3b", "batch_size": 32, "overlap_loads": true},
+	{"model": "gpt3-7B", "batch_size": 8, "clock_mhz": 1500.0, "num_experts": 8, "sub_batch": true},
 	{"model_config": filepath.Join("hf", "olmoe-1b-7b.json"), "batch_size": 16, "seq_trace": filepath.Join("neupims", "request-traces", "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv")},
 }
 
