@@ -30,7 +30,7 @@ import (
 const Name = "moe"
 
 // Version is the model version; bump it whenever results change.
-const Version = "11"
+const Version = "12"
 
 // Engine is the embedded simulator. The zero value is not usable; call New.
 type Engine struct {

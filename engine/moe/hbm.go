@@ -74,6 +74,14 @@ func (h *HBM) core(x int64) int64 {
 	return int64(math.Round(float64(x) * h.Scale))
 }
 
+// scale is core cycles per DRAM cycle (Scale, 1 when unset).
+func (h *HBM) scale() float64 {
+	if h.Scale == 0 {
+		return 1
+	}
+	return h.Scale
+}
+
 // coreBW converts bytes per DRAM cycle to bytes per core cycle: bw/Scale.
 func (h *HBM) coreBW(bw float64) float64 {
 	if h.Scale == 0 || h.Scale == 1 {
@@ -142,18 +150,18 @@ func (h *HBM) RefreshFactor() float64 {
 }
 
 // GwriteCycles is one PIM GWRITE (the query or score page broadcast to the
-// banks' global buffer): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 [cycles] — close
+// banks' global buffer): tRP + tRCDRD + (tCCD_S + tCCD_L)·32 [DRAM cycles] — close
 // the row, open it, then NewtonSim's gwrite delay of 32 column pairs.
 // Gwrite replaces it when it is not negative.
 func (h *HBM) GwriteCycles() int64 {
 	if h.Gwrite >= 0 {
-		return h.core(h.Gwrite)
+		return h.Gwrite
 	}
-	return h.core(h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32)
+	return h.TRP + h.TRCDRD + (h.TCCDS+h.TCCDL)*32
 }
 
 // GemvTileCycles is one PIM GEMV tile (a P_HEADER, readres COMPS_READRES of
-// comps COMP commands each) in one channel [cycles]:
+// comps COMP commands each) in one channel [DRAM cycles]:
 //
 //	banks                       PIM precharge of every bank, one command a cycle
 //	+ tRP                       precharge to activate
@@ -172,13 +180,13 @@ func (h *HBM) GemvTileCycles(readres, comps int64) int64 {
 		banks := h.Ranks * h.BankGroups * h.BanksPerGroup
 		fixed = banks + h.TRP + (h.BankGroups-1)*h.TFAW + h.Ranks + h.TRCDRD + h.TRTP
 	}
-	return h.core(fixed + max(0, readres-1)*ccd*(max(comps, 6)+1))
+	return fixed + max(0, readres-1)*ccd*(max(comps, 6)+1)
 }
 
 // WritePenaltyCycles is what one NPU write costs the PIM unit of its
 // channel: the next COMPS_READRES waits write delay + tWTR_S =
-// CWL + burst + tWTR_S [cycles].
-func (h *HBM) WritePenaltyCycles() int64 { return h.core(h.CWL + h.BurstCycles() + h.TWTRS) }
+// CWL + burst + tWTR_S [DRAM cycles].
+func (h *HBM) WritePenaltyCycles() int64 { return h.CWL + h.BurstCycles() + h.TWTRS }
 
 // Systolic is the weight-stationary array.
 type Systolic struct {
@@ -647,10 +655,11 @@ func (h *HBM) PIMCosts(heads, qk, v, dtype int64) PIMCost {
 	}
 	comps := ceilDiv(qk, cov)
 	vt := ceilDiv(v, banks)
+	// in DRAM cycles, converted once per sum
 	return PIMCost{
-		LogitBase:  chunks * gw,
-		PerKeyTile: (chunks-1)*h.GemvTileCycles(perPage, comps) + h.GemvTileCycles(last, comps),
-		PerChunk:   heads * (gw + vt*h.GemvTileCycles(1, 1)),
+		LogitBase:  h.core(chunks * gw),
+		PerKeyTile: h.core((chunks-1)*h.GemvTileCycles(perPage, comps) + h.GemvTileCycles(last, comps)),
+		PerChunk:   h.core(heads * (gw + vt*h.GemvTileCycles(1, 1))),
 		Heads:      heads, Chunks: chunks, Banks: banks, Page: page, VTiles: vt, Dtype: dtype, Req: h.ReqBytes,
 	}
 }
@@ -759,7 +768,7 @@ func (b *PIMBatch) Cycles(h *HBM) (logit, attend, logitMean, attendMean int64) {
 //
 // mean is the same with the mean channel (NeuPIMs' pim_cycles statistic).
 func (h *HBM) PIMOpCycles(busiest, mean float64, writes int64) (cycles, meanCycles int64) {
-	w := float64(writes) / float64(h.Channels*h.ReqBytes) * float64(h.WritePenaltyCycles())
+	w := float64(writes) / float64(h.Channels*h.ReqBytes) * float64(h.WritePenaltyCycles()) * h.scale()
 	f := h.RefreshFactor()
 	return int64(math.Ceil(busiest/f + w)), int64(math.Ceil(mean/f + w))
 }

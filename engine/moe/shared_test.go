@@ -3,6 +3,7 @@ package moe_test
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -46,14 +47,29 @@ func evalEngine(t *testing.T, kv map[string]engine.Value) map[string]engine.Valu
 // total: both time every op with the same functions (program.go).
 func TestEngineMatchesFrontEnd(t *testing.T) {
 	dir := filepath.Join("testdata", "neupims")
-	for _, rc := range []struct{ model, trace string }{
-		{"gpt3-7B", "share-gpt2-bs512-ms7B-tp4-clb-0.csv"},
-		{"gpt3-7B", "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv"},
-		{"gpt3-13B", "share-gpt2-bs256-ms7B-tp4-pp1-clb-0.csv"},
+	// the shipped memory config with its DRAM at 500 MHz, the core at 1000
+	slow := filepath.Join(t.TempDir(), "slow.json")
+	ini, err := filepath.Abs(filepath.Join(dir, "extern", "NewtonSim", "configs", "HBM2_8Gb_x128_dualpim.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(slow, []byte(`{"dram_type": "neupims", "dram_freq": 500, "pim_config_path": "`+ini+
+		`", "dram_channels": 32, "dram_req_size": 64, "dram_page_size": 1024, "dram_banks_per_ch": 32, "pim_comp_coverage": 16}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range []struct{ model, trace, mem string }{
+		{"gpt3-7B", "share-gpt2-bs512-ms7B-tp4-clb-0.csv", ""},
+		{"gpt3-7B", "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv", ""},
+		{"gpt3-13B", "share-gpt2-bs256-ms7B-tp4-pp1-clb-0.csv", ""},
+		{"gpt3-7B", "share-gpt2-bs128-ms7B-tp4-pp1-clb-0.csv", slow},
 	} {
+		mem := filepath.Join(dir, "memory_configs", "neupims.json")
+		if rc.mem != "" {
+			mem = rc.mem
+		}
 		files := neupimsio.Files{
 			Config:      filepath.Join(dir, "systolic_ws_128x128_dev.json"),
-			MemConfig:   filepath.Join(dir, "memory_configs", "neupims.json"),
+			MemConfig:   mem,
 			CliConfig:   filepath.Join(dir, "request-traces", rc.trace),
 			ModelConfig: filepath.Join(dir, "model_configs", rc.model+".json"),
 			SysConfig:   filepath.Join(dir, "system_configs", "sub-batch-off.json"),

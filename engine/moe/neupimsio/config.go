@@ -202,6 +202,16 @@ func Load(fs Files) (*Run, error) {
 	if err := loadIni(ini, &h); err != nil {
 		return nil, err
 	}
+	// the .ini counts DRAM cycles of dram_freq (absent: core_freq, as in
+	// NeuPIMs' shipped configs, where both are 1000)
+	dramMHz, err := mem.num("dram_freq", r.ClockMHz)
+	if err != nil {
+		return nil, err
+	}
+	if !(dramMHz > 0) {
+		return nil, mem.fail("dram_freq", "must be positive")
+	}
+	h.Scale = r.ClockMHz / dramMHz
 	r.HBM = h
 
 	model, err := readJSON(fs.ModelConfig)
