@@ -18,9 +18,16 @@ func point(t testing.TB, e *Engine, kv map[string]any) []engine.Value {
 }
 
 func tryPoint(e *Engine, kv map[string]any) ([]engine.Value, error) {
-	p := make([]engine.Value, len(e.Params()))
+	p, _ := values(kv)
+	return p, e.Resolve("testdata", p)
+}
+
+// values is kv as an unresolved point, and which parameters it gives.
+func values(kv map[string]any) ([]engine.Value, []bool) {
+	p := make([]engine.Value, nParams)
+	given := make([]bool, nParams)
 	for name, v := range kv {
-		i := engine.ParamIndex(e.Params(), name)
+		i := engine.ParamIndex(paramTable[:], name)
 		if i < 0 {
 			panic("no param " + name)
 		}
@@ -34,8 +41,9 @@ func tryPoint(e *Engine, kv map[string]any) ([]engine.Value, error) {
 		case bool:
 			p[i] = engine.BoolV(x)
 		}
+		given[i] = true
 	}
-	return p, e.Resolve("testdata", p)
+	return p, given
 }
 
 // metrics evaluates a point and returns its metrics by name.

@@ -219,7 +219,7 @@ func TestIgnoredHasNoEffect(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			in, given := inputs(t, tc.kv)
+			in, given := values(tc.kv)
 			_, ign := ignoredBy(t, e, in, given)
 			var got []string
 			for _, x := range ign {
@@ -292,7 +292,7 @@ func TestIgnoredRandom(t *testing.T) {
 		if r.IntN(4) == 0 {
 			kv["seq_trace"] = filepath.Join("neupims", "request-traces", "share-gpt2-bs512-ms7B-tp4-clb-0.csv")
 		}
-		in, given := inputs(t, kv)
+		in, given := values(kv)
 		if err := e.Resolve("testdata", slices.Clone(in)); err != nil {
 			continue
 		}
@@ -339,7 +339,7 @@ func TestScalingIgnoredOverDFF(t *testing.T) {
 // study (bench/perf-1m.toml): what Expand adds to each point.
 func BenchmarkIgnoring(b *testing.B) {
 	e := New()
-	in, _ := inputs(b, map[string]any{"model": "gpt3-7B", "n_layers": 1, "seed": 1, "num_experts": 64,
+	in, _ := values(map[string]any{"model": "gpt3-7B", "n_layers": 1, "seed": 1, "num_experts": 64,
 		"moe_ffn_scaling": "compute", "batch_size": 256, "top_k": 2, "seq_len": 1024})
 	p := slices.Clone(in)
 	if err := e.Resolve("", p); err != nil {

@@ -11,32 +11,6 @@ import (
 	"github.com/sweep-dse/sweep/engine"
 )
 
-// inputs turns name=value pairs into an unresolved point and the flags of
-// the parameters it gives.
-func inputs(t testing.TB, kv map[string]any) ([]engine.Value, []bool) {
-	t.Helper()
-	p := make([]engine.Value, nParams)
-	given := make([]bool, nParams)
-	for name, v := range kv {
-		i := engine.ParamIndex(paramTable[:], name)
-		if i < 0 {
-			t.Fatalf("no parameter %s", name)
-		}
-		switch x := v.(type) {
-		case int:
-			p[i] = engine.IntV(int64(x))
-		case float64:
-			p[i] = engine.FloatV(x)
-		case string:
-			p[i] = engine.StringV(x)
-		case bool:
-			p[i] = engine.BoolV(x)
-		}
-		given[i] = true
-	}
-	return p, given
-}
-
 // TestScalingOfAPresetsWidth: moe_ffn_scaling given with a preset that sets
 // d_ff_expert rescales the preset's width from its own expert count; without
 // moe_ffn_scaling the preset keeps its width. The same holds for the
@@ -71,7 +45,7 @@ func TestScalingOfAPresetsWidth(t *testing.T) {
 			for k, v := range source {
 				kv[k] = v
 			}
-			in, _ := inputs(t, kv)
+			in, _ := values(kv)
 			a, b := slices.Clone(in), slices.Clone(in)
 			if err := e.Resolve("testdata", a); err != nil {
 				t.Fatalf("%v: %v", kv, err)
@@ -177,7 +151,7 @@ func TestExpertWidthOrigin(t *testing.T) {
 		{map[string]any{"num_experts": 8, "d_ff_expert": 100}, "given"},
 		{map[string]any{}, ""},
 	} {
-		in, _ := inputs(t, tc.kv)
+		in, _ := values(tc.kv)
 		p := slices.Clone(in)
 		if err := e.Resolve("testdata", p); err != nil {
 			t.Fatal(err)
