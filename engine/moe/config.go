@@ -104,7 +104,7 @@ func (e *Engine) config(p []engine.Value) config {
 // being one when ceil((l+1)·s/L) > ceil(l·s/L) (s = L/2: the even layers).
 func (c *config) slidingAt(l int64) bool {
 	s, L := c.slidingLayers, c.nLayers
-	return s > 0 && c.window > 0 && ceilDiv((l+1)*s, L) > ceilDiv(l*s, L)
+	return s > 0 && ceilDiv((l+1)*s, L) > ceilDiv(l*s, L)
 }
 
 // moeAt reports whether layer l (from 0) has a MoE FFN: a multiple of

@@ -191,7 +191,7 @@ func evaluate(c *config, scratch []int32, chans []int64, out []engine.Value) {
 	// layers, over the window (ws)
 	var w, ws attnWork
 	c.attention(&w, chans[:nch], chans[nch:2*nch], nil)
-	sliding := c.slidingLayers > 0 && c.window > 0
+	sliding := c.slidingLayers > 0 // 0 without a window (config)
 	if sliding {
 		c.attentionOver(&ws, chans[:nch], chans[nch:2*nch], nil, c.window)
 	}

@@ -247,7 +247,7 @@ func (c *config) subBatchIteration(r *sbResult, whole *routing) {
 		}
 		clear(seen)
 		h.c.attention(&h.attn, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1})
-		if c.slidingLayers > 0 && c.window > 0 {
+		if c.slidingLayers > 0 {
 			clear(seen)
 			h.c.attentionOver(&h.attnS, logit, attend, &halfSel{total: c.batch, quota: quota, seen: seen, second: i == 1}, c.window)
 		}
